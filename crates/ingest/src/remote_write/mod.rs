@@ -1,0 +1,352 @@
+//! Prometheus remote_write 1.0: a snappy raw block holding a protobuf
+//! `prometheus.WriteRequest`, decoded and validated into the model.
+//!
+//! [`decode`] is the server side; [`encode_request`] and [`to_proto`] are the client
+//! side (tests and the load generator).
+
+pub mod proto;
+
+use prost::Message;
+use sightline_model::{
+    Exemplar, Label, Labels, MetricMetadata, Sample, TimeSeries, WriteRequest, time,
+};
+
+pub use crate::{Error, Result};
+
+/// Bounds applied while decoding one request. The defaults are safe for a public
+/// endpoint; the server sets them from config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest decompressed body accepted; checked against the snappy header before
+    /// any decompression. Default 64 MiB.
+    pub max_decompressed_bytes: usize,
+    /// Most labels one series may carry. Default 40.
+    pub max_label_names_per_series: usize,
+    /// Longest label name, in bytes. Default 1024.
+    pub max_label_name_bytes: usize,
+    /// Longest label value, in bytes. Default 4096.
+    pub max_label_value_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> DecodeLimits {
+        DecodeLimits {
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            max_label_names_per_series: 40,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 4096,
+        }
+    }
+}
+
+/// A decoded, validated request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decoded {
+    /// Series (timestamps in nanoseconds) and metadata.
+    pub request: WriteRequest,
+    /// Native histogram samples that were present but not ingested (not supported yet);
+    /// the server should tell the client they were dropped.
+    pub native_histograms_dropped: u64,
+}
+
+/// Decodes a remote_write 1.0 body: snappy (raw block) → protobuf → validated model.
+///
+/// Errors: [`Error::BadSnappy`], [`Error::TooLarge`] (checked from the snappy header
+/// before decompressing), [`Error::BadProtobuf`], [`Error::InvalidSeries`] (the first
+/// bad series; the whole request is refused, as Prometheus does for malformed labels).
+pub fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
+    let decompressed = decompress(body, limits)?;
+    let request = proto::WriteRequest::decode(decompressed.as_slice())
+        .map_err(|e| Error::BadProtobuf(e.to_string()))?;
+    drop(decompressed);
+    from_proto(request, limits)
+}
+
+/// Decompresses a snappy raw block, refusing before allocation when the header claims
+/// more than `limits.max_decompressed_bytes`.
+fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
+    let claimed = snap::raw::decompress_len(body).map_err(|e| match e {
+        snap::Error::TooBig { given, .. } => Error::TooLarge {
+            decompressed: usize::try_from(given).unwrap_or(usize::MAX),
+            limit: limits.max_decompressed_bytes,
+        },
+        other => Error::BadSnappy(other.to_string()),
+    })?;
+    if claimed > limits.max_decompressed_bytes {
+        return Err(Error::TooLarge {
+            decompressed: claimed,
+            limit: limits.max_decompressed_bytes,
+        });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| Error::BadSnappy(e.to_string()))
+}
+
+/// Validates and converts an already-decoded protobuf request.
+pub fn from_proto(request: proto::WriteRequest, limits: &DecodeLimits) -> Result<Decoded> {
+    let mut decoded = Decoded::default();
+    decoded.request.series.reserve(request.timeseries.len());
+    for (index, series) in request.timeseries.into_iter().enumerate() {
+        decoded.native_histograms_dropped += series.histograms.len() as u64;
+        decoded
+            .request
+            .series
+            .push(convert_series(index, series, limits)?);
+    }
+    decoded.request.metadata = request.metadata.into_iter().map(convert_metadata).collect();
+    Ok(decoded)
+}
+
+fn convert_series(
+    index: usize,
+    mut series: proto::TimeSeries,
+    limits: &DecodeLimits,
+) -> Result<TimeSeries> {
+    let invalid = |description: String, what: String| Error::InvalidSeries {
+        index,
+        reason: format!("({description}): {what}"),
+    };
+    if series.labels.len() > limits.max_label_names_per_series {
+        return Err(invalid(
+            describe_labels(&series.labels),
+            format!(
+                "has {} labels; limit is {} (max_label_names_per_series)",
+                series.labels.len(),
+                limits.max_label_names_per_series
+            ),
+        ));
+    }
+    for (position, label) in series.labels.iter().enumerate() {
+        if let Err(what) = check_label(position, label, limits) {
+            return Err(invalid(describe_labels(&series.labels), what));
+        }
+    }
+    if series.labels.iter().all(|l| l.value.is_empty()) {
+        let what = "label set is empty (labels with empty values are dropped)".to_string();
+        return Err(invalid(describe_labels(&series.labels), what));
+    }
+    // Every name and value was checked above, so the conversions below reuse the
+    // decoded buffers without failing; the error arm only keeps this panic-free.
+    let mut labels = Vec::with_capacity(series.labels.len());
+    for label in series.labels.drain(..) {
+        match (
+            String::from_utf8(label.name),
+            String::from_utf8(label.value),
+        ) {
+            (Ok(name), Ok(value)) => labels.push(Label { name, value }),
+            _ => {
+                return Err(invalid(
+                    String::new(),
+                    "label is not valid UTF-8".to_string(),
+                ));
+            }
+        }
+    }
+    labels.retain(|l| !l.value.is_empty());
+    labels.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(pair) = labels.windows(2).find(|pair| pair[0].name == pair[1].name) {
+        let what = format!(
+            "label name {} appears more than once",
+            quote_truncated(pair[0].name.as_bytes())
+        );
+        return Err(invalid(describe_model_labels(&labels), what));
+    }
+    let labels =
+        Labels::try_from_untrusted(labels).map_err(|e| invalid(String::new(), e.to_string()))?;
+
+    let samples = series
+        .samples
+        .iter()
+        .map(|s| Sample {
+            timestamp: time::from_millis(s.timestamp),
+            value: s.value,
+        })
+        .collect();
+    let mut exemplars = Vec::with_capacity(series.exemplars.len());
+    for (exemplar_index, exemplar) in series.exemplars.iter().enumerate() {
+        let mut pairs = Vec::with_capacity(exemplar.labels.len());
+        for (position, label) in exemplar.labels.iter().enumerate() {
+            let label = utf8_label(position, label).map_err(|what| {
+                invalid(
+                    describe_model_labels(labels.as_slice()),
+                    format!("exemplar {exemplar_index}: {what}"),
+                )
+            })?;
+            pairs.push((label.name, label.value));
+        }
+        exemplars.push(Exemplar {
+            labels: Labels::from_pairs(pairs),
+            timestamp: time::from_millis(exemplar.timestamp),
+            value: exemplar.value,
+        });
+    }
+    Ok(TimeSeries {
+        labels,
+        samples,
+        exemplars,
+    })
+}
+
+fn check_label(
+    position: usize,
+    label: &proto::Label,
+    limits: &DecodeLimits,
+) -> std::result::Result<(), String> {
+    if label.name.is_empty() && !label.value.is_empty() {
+        return Err(format!("label name of label {position} is empty"));
+    }
+    if label.name.len() > limits.max_label_name_bytes {
+        return Err(format!(
+            "label name {} is {} bytes long; limit is {} (max_label_name_bytes)",
+            quote_truncated(&label.name),
+            label.name.len(),
+            limits.max_label_name_bytes
+        ));
+    }
+    if label.value.len() > limits.max_label_value_bytes {
+        return Err(format!(
+            "value of label {} is {} bytes long; limit is {} (max_label_value_bytes)",
+            quote_truncated(&label.name),
+            label.value.len(),
+            limits.max_label_value_bytes
+        ));
+    }
+    utf8_label(position, label).map(|_| ())
+}
+
+/// The label as model text, or a message naming which part is not UTF-8.
+fn utf8_label(position: usize, label: &proto::Label) -> std::result::Result<Label, String> {
+    let name = std::str::from_utf8(&label.name).map_err(|_| {
+        format!(
+            "name of label {position} ({}) is not valid UTF-8",
+            quote_truncated(&label.name)
+        )
+    })?;
+    let value = std::str::from_utf8(&label.value).map_err(|_| {
+        format!(
+            "value of label {} is not valid UTF-8",
+            quote_truncated(&label.name)
+        )
+    })?;
+    Ok(Label::new(name, value))
+}
+
+fn convert_metadata(metadata: proto::MetricMetadata) -> MetricMetadata {
+    let metric_type = proto::MetricType::try_from(metadata.r#type)
+        .unwrap_or(proto::MetricType::Unknown)
+        .to_model();
+    MetricMetadata {
+        metric_family_name: lossy(metadata.metric_family_name),
+        metric_type,
+        help: lossy(metadata.help),
+        unit: lossy(metadata.unit),
+    }
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Longest series description put into an error message.
+const MAX_DESCRIPTION_CHARS: usize = 200;
+/// Longest single label name or value quoted in an error message.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// `{__name__="x", job="a"}` from raw labels, lossy and truncated, for messages.
+fn describe_labels(labels: &[proto::Label]) -> String {
+    let mut text = String::from("{");
+    for (i, label) in labels.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(&String::from_utf8_lossy(&label.name));
+        text.push('=');
+        text.push_str(&format!("{:?}", String::from_utf8_lossy(&label.value)));
+        if text.chars().count() > MAX_DESCRIPTION_CHARS {
+            let cut: String = text.chars().take(MAX_DESCRIPTION_CHARS).collect();
+            return format!("{cut}…}}");
+        }
+    }
+    text.push('}');
+    text
+}
+
+/// [`describe_labels`] for converted labels.
+fn describe_model_labels(labels: &[Label]) -> String {
+    let raw: Vec<proto::Label> = labels
+        .iter()
+        .map(|l| proto::Label::new(l.name.as_str(), l.value.as_str()))
+        .collect();
+    describe_labels(&raw)
+}
+
+/// `"text"` from raw bytes, lossy and truncated, for messages.
+fn quote_truncated(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.chars().count() > MAX_QUOTED_CHARS {
+        let cut: String = text.chars().take(MAX_QUOTED_CHARS).collect();
+        return format!("{cut:?}…");
+    }
+    format!("{text:?}")
+}
+
+/// Client side: protobuf-encodes then snappy-compresses (raw block) a request, ready to
+/// POST with `Content-Encoding: snappy`.
+pub fn encode_request(request: &proto::WriteRequest) -> Vec<u8> {
+    let protobuf = request.encode_to_vec();
+    // Compression into a Vec only fails when the input exceeds snappy's 4 GiB maximum;
+    // a request that large cannot be sent anyway, so an empty body (which the server
+    // refuses) is the honest result.
+    snap::raw::Encoder::new()
+        .compress_vec(&protobuf)
+        .unwrap_or_default()
+}
+
+/// Client side: the protobuf form of a model request (nanoseconds → milliseconds,
+/// rounding toward negative infinity).
+pub fn to_proto(request: &WriteRequest) -> proto::WriteRequest {
+    let label = |l: &Label| proto::Label::new(l.name.as_str(), l.value.as_str());
+    proto::WriteRequest {
+        timeseries: request
+            .series
+            .iter()
+            .map(|series| proto::TimeSeries {
+                labels: series.labels.iter().map(label).collect(),
+                samples: series
+                    .samples
+                    .iter()
+                    .map(|s| proto::Sample {
+                        value: s.value,
+                        timestamp: time::to_millis(s.timestamp),
+                    })
+                    .collect(),
+                exemplars: series
+                    .exemplars
+                    .iter()
+                    .map(|e| proto::Exemplar {
+                        labels: e.labels.iter().map(label).collect(),
+                        value: e.value,
+                        timestamp: time::to_millis(e.timestamp),
+                    })
+                    .collect(),
+                histograms: Vec::new(),
+            })
+            .collect(),
+        metadata: request
+            .metadata
+            .iter()
+            .map(|m| {
+                proto::MetricMetadata::new(
+                    proto::MetricType::from_model(m.metric_type),
+                    m.metric_family_name.as_str(),
+                    m.help.as_str(),
+                    m.unit.as_str(),
+                )
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
