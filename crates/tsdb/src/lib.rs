@@ -3,17 +3,47 @@
 //!
 //! Ours rather than a library because it is the core of the product. It must never
 //! know about HTTP, a wire protocol or a query language: callers hand it
-//! [`sightline_model::WriteRequest`]s and label matchers.
+//! [`sightline_model::WriteRequest`]s and label matchers ([`Matcher`]).
+//!
+//! Layout: a mutable in-memory head ([`head`]) with per-series XOR chunks and an
+//! inverted index ([`index`]) over interned label strings; every accepted write is
+//! logged to a write-ahead log (`dir/wal`, records in [`wal_records`]) before it is
+//! acknowledged; the head is cut into immutable, zstd-compressed block files under
+//! `dir/blocks/` (format in `crates/tsdb/FORMAT.md`), which are compacted into larger
+//! blocks and dropped by retention.
 
+mod block;
 pub mod chunk;
+mod compact;
+mod db;
+mod encoding;
+mod head;
+mod index;
+mod matcher;
+mod series_codec;
+mod symbols;
+mod wal_records;
+
+#[cfg(test)]
+mod tests;
+
+pub use db::{AppendReport, Db, DbOptions, DbStats, RejectReason, Rejection, SeriesSamples};
+pub use matcher::{MatchOp, Matcher};
 
 /// Errors of the metrics store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A regex matcher whose value does not compile.
+    #[error("invalid regex {regex:?} in label matcher: {message}")]
+    InvalidRegex { regex: String, message: String },
+    /// Stored data (a block, a chunk, a WAL record) failed a check.
     #[error("corrupt data: {0}")]
     Corrupt(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The write-ahead log failed.
+    #[error(transparent)]
+    Wal(#[from] sightline_wal::Error),
 }
 
 /// Result alias of this crate.

@@ -1,0 +1,725 @@
+//! The server's configuration: one typed tree, read from YAML, every field documented
+//! and defaulted in code. `config/sightline.example.yaml` lists every option with its
+//! default; a test below fails when the two drift apart.
+//!
+//! Precedence (lowest first): these defaults, the YAML file, `SIGHTLINE_*` environment
+//! variables, command-line flags. The last two are applied by [`crate::cli`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Directory holding every tenant's data (`<data_dir>/<tenant>/metrics/`) and the
+    /// `LOCK` file that keeps a second server out.
+    pub(crate) data_dir: PathBuf,
+    /// Listeners, logging and request limits.
+    pub(crate) server: ServerConfig,
+    /// Write-ahead log and metrics store settings.
+    pub(crate) storage: StorageConfig,
+    /// Per-tenant limits.
+    pub(crate) limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Listeners, logging and request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ServerConfig {
+    /// Address of the HTTP API and UI (Prometheus API, remote_write, OTLP/HTTP, /metrics).
+    /// Loopback by default so a fresh install is not reachable from the network; use
+    /// `0.0.0.0:9700` to listen on every interface.
+    pub(crate) listen: SocketAddr,
+    /// Address of the OTLP/gRPC receiver (loopback by default).
+    pub(crate) otlp_grpc_listen: SocketAddr,
+    /// Address of the dedicated OTLP/HTTP receiver (loopback by default). `/v1/metrics`
+    /// is also served on `listen`.
+    pub(crate) otlp_http_listen: SocketAddr,
+    /// Log line format: `text` (human) or `json` (one object per line).
+    pub(crate) log_format: LogFormat,
+    /// Log filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or a
+    /// `tracing` directive such as `info,sightline_tsdb=debug`.
+    pub(crate) log_level: String,
+    /// Largest request body accepted on ingest, as sent (compressed), in bytes.
+    pub(crate) max_request_body_bytes: ByteSize,
+    /// Largest ingest body after decompression, in bytes; also the largest gRPC message.
+    pub(crate) max_decompressed_body_bytes: ByteSize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT before the
+    /// stores are closed anyway.
+    pub(crate) shutdown_timeout: ConfigDuration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9700)),
+            otlp_grpc_listen: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            otlp_http_listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+            max_request_body_bytes: ByteSize(16 << 20),
+            max_decompressed_body_bytes: ByteSize(64 << 20),
+            shutdown_timeout: ConfigDuration::from_secs(30),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Write-ahead log and metrics store settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct StorageConfig {
+    /// The write-ahead log every store writes before acknowledging a write.
+    pub(crate) wal: WalConfig,
+    /// The metrics store (one per tenant).
+    pub(crate) metrics: MetricsStorageConfig,
+}
+
+/// Write-ahead log settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct WalConfig {
+    /// When writes are made durable: `always` (fsync per write, shared by concurrent
+    /// writes), `batch` (group fsync at most `fsync_max_delay` after a write; the write
+    /// is acknowledged after it) or `none` (never fsync: survives a process crash, not
+    /// a power loss).
+    pub(crate) fsync: FsyncMode,
+    /// With `fsync: batch`, the longest a write waits for its group fsync.
+    pub(crate) fsync_max_delay: ConfigDuration,
+    /// A WAL segment file is closed and a new one started at this size, in bytes.
+    pub(crate) segment_size_bytes: ByteSize,
+}
+
+impl Default for WalConfig {
+    fn default() -> WalConfig {
+        WalConfig {
+            fsync: FsyncMode::Batch,
+            fsync_max_delay: ConfigDuration(Duration::from_millis(10)),
+            segment_size_bytes: ByteSize(128 << 20),
+        }
+    }
+}
+
+/// WAL fsync policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FsyncMode {
+    Always,
+    Batch,
+    None,
+}
+
+/// Metrics store settings (one store per tenant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct MetricsStorageConfig {
+    /// Time span of one on-disk block; the in-memory head is cut into blocks aligned
+    /// to it.
+    pub(crate) block_range: ConfigDuration,
+    /// Samples older than their series' newest sample by at most this are accepted.
+    pub(crate) out_of_order_window: ConfigDuration,
+    /// Samples later than now plus this are rejected (`too_far_in_future`).
+    pub(crate) future_tolerance: ConfigDuration,
+    /// Blocks older than this are deleted. `0s` keeps data forever.
+    pub(crate) retention_time: ConfigDuration,
+    /// When the blocks of one tenant exceed this many bytes the oldest are deleted.
+    /// `0` means no size limit.
+    pub(crate) retention_bytes: ByteSize,
+    /// Exemplars kept in memory per tenant (a ring, like Prometheus).
+    pub(crate) max_exemplars: usize,
+    /// How often each store runs its housekeeping (cut blocks, compact, retention,
+    /// WAL truncation).
+    pub(crate) maintenance_interval: ConfigDuration,
+}
+
+impl Default for MetricsStorageConfig {
+    fn default() -> MetricsStorageConfig {
+        MetricsStorageConfig {
+            block_range: ConfigDuration::from_secs(2 * 3600),
+            out_of_order_window: ConfigDuration::from_secs(10 * 60),
+            future_tolerance: ConfigDuration::from_secs(10 * 60),
+            retention_time: ConfigDuration::from_secs(15 * 86_400),
+            retention_bytes: ByteSize(0),
+            max_exemplars: 100_000,
+            maintenance_interval: ConfigDuration::from_secs(30),
+        }
+    }
+}
+
+/// Limits applied to each tenant separately.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LimitsConfig {
+    /// Sustained samples per second a tenant may write (token bucket refill rate).
+    /// Requests past it get 429.
+    pub(crate) ingestion_rate_samples_per_second: u64,
+    /// Samples a tenant may write in a burst (token bucket size). A single request
+    /// with more samples than this is always refused.
+    pub(crate) ingestion_burst_samples: u64,
+    /// Series a tenant may have in memory; samples of new series past it are refused.
+    /// `0` means no limit.
+    pub(crate) max_series_per_tenant: usize,
+    /// Largest number of labels (including `__name__`) on one series.
+    pub(crate) max_label_names_per_series: usize,
+    /// Longest label name, in bytes.
+    pub(crate) max_label_name_bytes: usize,
+    /// Longest label value, in bytes.
+    pub(crate) max_label_value_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            ingestion_rate_samples_per_second: 1_000_000,
+            ingestion_burst_samples: 2_000_000,
+            max_series_per_tenant: 5_000_000,
+            max_label_names_per_series: 40,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 4096,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: invalid settings:\n{}", problems.join("\n"))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads, parses and validates a YAML config file.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates YAML text; `origin` names the text in error messages. An
+    /// empty document is the default configuration.
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let is_empty = text
+            .lines()
+            .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'));
+        let config = if is_empty {
+            Config::default()
+        } else {
+            serde_saphyr::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?
+        };
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Settings that parse but make no sense, each naming its option.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, message: &str| {
+            if !ok {
+                problems.push(format!("  - {message}"));
+            }
+        };
+        let server = &self.server;
+        let metrics = &self.storage.metrics;
+        let limits = &self.limits;
+        check(
+            !self.data_dir.as_os_str().is_empty(),
+            "data_dir must not be empty",
+        );
+        check(
+            tracing_subscriber::EnvFilter::try_new(&server.log_level).is_ok(),
+            &format!(
+                "server.log_level {:?} is not a level or tracing directive",
+                server.log_level
+            ),
+        );
+        check(
+            server.max_request_body_bytes.0 > 0,
+            "server.max_request_body_bytes must be above 0",
+        );
+        check(
+            server.max_decompressed_body_bytes.0 >= server.max_request_body_bytes.0,
+            "server.max_decompressed_body_bytes must be at least server.max_request_body_bytes",
+        );
+        check(
+            server.max_decompressed_body_bytes.0 <= u64::from(u32::MAX),
+            "server.max_decompressed_body_bytes must be at most 4GiB",
+        );
+        check(
+            self.storage.wal.segment_size_bytes.0 >= 1 << 20,
+            "storage.wal.segment_size_bytes must be at least 1MiB",
+        );
+        check(
+            metrics.block_range.0 >= Duration::from_secs(60),
+            "storage.metrics.block_range must be at least 1m",
+        );
+        check(
+            metrics.maintenance_interval.0 >= Duration::from_secs(1),
+            "storage.metrics.maintenance_interval must be at least 1s",
+        );
+        check(
+            limits.ingestion_rate_samples_per_second > 0,
+            "limits.ingestion_rate_samples_per_second must be above 0",
+        );
+        check(
+            limits.ingestion_burst_samples >= limits.ingestion_rate_samples_per_second,
+            "limits.ingestion_burst_samples must be at least limits.ingestion_rate_samples_per_second",
+        );
+        check(
+            limits.max_label_names_per_series > 0,
+            "limits.max_label_names_per_series must be above 0",
+        );
+        check(
+            limits.max_label_name_bytes > 0 && limits.max_label_value_bytes > 0,
+            "limits.max_label_name_bytes and limits.max_label_value_bytes must be above 0",
+        );
+        problems
+    }
+
+    /// The metrics store options these settings describe.
+    pub(crate) fn db_options(&self) -> sightline_tsdb::DbOptions {
+        let metrics = &self.storage.metrics;
+        let wal = &self.storage.wal;
+        let fsync = match wal.fsync {
+            FsyncMode::Always => sightline_wal::FsyncPolicy::Always,
+            FsyncMode::Batch => sightline_wal::FsyncPolicy::Batch {
+                max_delay: wal.fsync_max_delay.0,
+            },
+            FsyncMode::None => sightline_wal::FsyncPolicy::None,
+        };
+        sightline_tsdb::DbOptions {
+            block_range: metrics.block_range.0,
+            out_of_order_window: metrics.out_of_order_window.0,
+            retention_time: metrics.retention_time.0,
+            retention_bytes: metrics.retention_bytes.0,
+            max_series: self.limits.max_series_per_tenant,
+            future_tolerance: metrics.future_tolerance.0,
+            max_exemplars: metrics.max_exemplars,
+            wal: sightline_wal::WalOptions {
+                segment_size_bytes: wal.segment_size_bytes.0,
+                fsync,
+            },
+        }
+    }
+}
+
+/// A duration written as a string of number+unit parts: `10ms`, `30s`, `10m`, `2h`,
+/// `15d`, `1w`, `1y`, `1h30m`; `0` alone means zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ConfigDuration(pub(crate) Duration);
+
+impl ConfigDuration {
+    pub(crate) const fn from_secs(secs: u64) -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(secs))
+    }
+}
+
+/// Parses a duration like `30s`, `15d`, `1h30m` or `10ms` (Prometheus' units: ms, s, m,
+/// h, d, w, y).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err("duration is empty".to_string());
+    }
+    let bad = || format!("{text:?} is not a duration like 30s, 10m, 2h, 15d or 1h30m");
+    let mut total_ms: u128 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits_end == 0 {
+            return Err(bad());
+        }
+        let number: u128 = rest[..digits_end].parse().map_err(|_| bad())?;
+        rest = &rest[digits_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_ms: u128 = match &rest[..unit_end] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_end..];
+        total_ms = number
+            .checked_mul(unit_ms)
+            .and_then(|part| total_ms.checked_add(part))
+            .ok_or_else(bad)?;
+    }
+    let total_ms = u64::try_from(total_ms).map_err(|_| bad())?;
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it, largest units first.
+pub(crate) fn format_duration(duration: Duration) -> String {
+    let mut ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let units: [(&str, u128); 6] = [
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut out = String::new();
+    for (unit, size) in units {
+        // Weeks only when the whole duration is a number of weeks, so 15d stays 15d.
+        if unit == "w" && !ms.is_multiple_of(size) {
+            continue;
+        }
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+impl fmt::Display for ConfigDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl std::str::FromStr for ConfigDuration {
+    type Err = String;
+    fn from_str(text: &str) -> Result<ConfigDuration, String> {
+        parse_duration(text).map(ConfigDuration)
+    }
+}
+
+impl Serialize for ConfigDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like 30s, 10m, 2h or 15d")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ConfigDuration, E> {
+                parse_duration(text).map(ConfigDuration).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<ConfigDuration, E> {
+                if value == 0 {
+                    return Ok(ConfigDuration(Duration::ZERO));
+                }
+                Err(E::custom(format!(
+                    "{value} has no unit; write a duration like {value}s or {value}m"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<ConfigDuration, E> {
+                match u64::try_from(value) {
+                    Ok(value) => self.visit_u64(value),
+                    Err(_) => Err(E::custom("a duration cannot be negative")),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A size in bytes: an integer, or a string with a unit (`512KiB`, `64MiB`, `1GiB`,
+/// `10MB`; binary units are powers of 1024, decimal ones of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+/// Parses a byte size like `1048576`, `64MiB` or `10MB`.
+pub(crate) fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a size like 1048576, 64MiB or 1GB");
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(text.len());
+    if digits_end == 0 {
+        return Err(bad());
+    }
+    let number: u64 = text[..digits_end]
+        .replace('_', "")
+        .parse()
+        .map_err(|_| bad())?;
+    let multiplier: u64 = match text[digits_end..].trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(multiplier).ok_or_else(bad)
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size in bytes, like 1048576 or 64MiB")
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(value))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<ByteSize, E> {
+                u64::try_from(value)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ByteSize, E> {
+                parse_byte_size(text).map(ByteSize).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../config/sightline.example.yaml");
+
+    #[test]
+    fn example_file_equals_defaults() {
+        let parsed = Config::parse(EXAMPLE, "sightline.example.yaml").expect("example parses");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "config/sightline.example.yaml drifted from Config::default()"
+        );
+    }
+
+    fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        if let serde_json::Value::Object(map) = value {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.push(path.clone());
+                key_paths(child, &path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn example_file_lists_every_option() {
+        let example: serde_json::Value = serde_saphyr::from_str(EXAMPLE).expect("example parses");
+        let defaults = serde_json::to_value(Config::default()).expect("serializes");
+        let mut in_example = Vec::new();
+        let mut in_code = Vec::new();
+        key_paths(&example, "", &mut in_example);
+        key_paths(&defaults, "", &mut in_code);
+        in_example.sort();
+        in_code.sort();
+        assert_eq!(
+            in_example, in_code,
+            "config/sightline.example.yaml must list every option exactly"
+        );
+    }
+
+    #[test]
+    fn empty_file_is_default() {
+        assert_eq!(Config::parse("", "x").unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("# nothing\n\n", "x").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let config = Config::parse(
+            "data_dir: /var/lib/sightline\nstorage:\n  metrics:\n    retention_time: 30d\n  wal:\n    fsync: always\nserver:\n  max_request_body_bytes: 32MiB\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/sightline"));
+        assert_eq!(
+            config.storage.metrics.retention_time.0,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(config.storage.wal.fsync, FsyncMode::Always);
+        assert_eq!(config.server.max_request_body_bytes, ByteSize(32 << 20));
+        assert_eq!(config.server.listen, ServerConfig::default().listen);
+        assert_eq!(config.limits, LimitsConfig::default());
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_line_number() {
+        let err = Config::parse("server:\n  listen: 127.0.0.1:1\n  lisen: x\n", "f.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        assert!(err.contains('3'), "error should carry line 3: {err}");
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let err = Config::parse("storage:\n  metrics:\n    block_range: 2 hours\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 hours"), "{err}");
+        let err = Config::parse("server:\n  listen: nowhere\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") || err.contains('2'), "{err}");
+        let err = Config::parse("limits:\n  ingestion_rate_samples_per_second: 0\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.ingestion_rate_samples_per_second"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        let cases = [
+            ("0", 0),
+            ("0s", 0),
+            ("10ms", 10),
+            ("30s", 30_000),
+            ("10m", 600_000),
+            ("2h", 7_200_000),
+            ("15d", 15 * 86_400_000),
+            ("1w", 7 * 86_400_000),
+            ("1y", 365 * 86_400_000),
+            ("1h30m", 5_400_000),
+            (" 5s ", 5_000),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "s",
+            "10",
+            "10x",
+            "1.5h",
+            "-1s",
+            "h10",
+            "99999999999999999999y",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for ms in [
+            0u64,
+            10,
+            1_000,
+            60_000,
+            5_400_000,
+            15 * 86_400_000,
+            14 * 86_400_000,
+            1_001,
+        ] {
+            let duration = Duration::from_millis(ms);
+            assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+        }
+        assert_eq!(format_duration(Duration::from_secs(15 * 86_400)), "15d");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn byte_sizes_parse() {
+        assert_eq!(parse_byte_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_byte_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_byte_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_byte_size("16_777_216"), Ok(16 << 20));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn db_options_follow_config() {
+        let mut config = Config::default();
+        config.storage.wal.fsync = FsyncMode::None;
+        config.limits.max_series_per_tenant = 7;
+        let options = config.db_options();
+        assert_eq!(options.max_series, 7);
+        assert_eq!(options.wal.fsync, sightline_wal::FsyncPolicy::None);
+        assert_eq!(options.block_range, Duration::from_secs(7200));
+    }
+}

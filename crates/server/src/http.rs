@@ -1,0 +1,349 @@
+//! Router assembly: the main listener (Prometheus API and UI from [`crate::api`],
+//! ingest, self-observability, admin) and the dedicated OTLP/HTTP listener.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::self_metrics::{metrics_handler, track_http};
+use crate::state::AppState;
+use crate::tenant::{TENANT_HEADER, tenant_from_headers};
+
+/// Everything served on `server.listen`.
+pub(crate) fn main_router(state: AppState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics_handler))
+        .route("/api/sightline/v1/admin/flush", post(admin_flush))
+        .merge(crate::ingest_http::routes())
+        .merge(crate::api::routes())
+        .route_layer(from_fn_with_state(state.clone(), track_http))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Everything served on `server.otlp_http_listen`: OTLP/HTTP and health.
+pub(crate) fn otlp_http_router(state: AppState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .merge(crate::ingest_http::otlp_routes())
+        .route_layer(from_fn_with_state(state.clone(), track_http))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// `GET /-/healthy`: 200 as soon as the process serves HTTP (also during WAL replay).
+async fn healthy() -> &'static str {
+    "Sightline is Healthy.\n"
+}
+
+/// `GET /-/ready`: 200 once every store is open, 503 before and during shutdown.
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "Sightline is Ready.\n").into_response()
+    } else if state.is_shutting_down() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sightline is shutting down.\n",
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sightline is not ready: replaying write-ahead logs.\n",
+        )
+            .into_response()
+    }
+}
+
+/// `POST /api/sightline/v1/admin/flush`: writes every tenant's head to blocks (or only
+/// the tenant named by `X-Scope-OrgID`), truncating the WALs. Used by tests and
+/// benchmarks.
+async fn admin_flush(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match admin_flush_inner(&state, &headers).await {
+        Ok(flushed) => {
+            tracing::debug!(tenants = flushed.len(), "admin flush done");
+            axum::Json(serde_json::json!({ "status": "success" })).into_response()
+        }
+        Err(e) => e.into_prometheus_response(),
+    }
+}
+
+async fn admin_flush_inner(state: &AppState, headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
+    state.check_accepting_writes()?;
+    let dbs = if headers.contains_key(TENANT_HEADER) {
+        let tenant = tenant_from_headers(headers)?;
+        state
+            .existing_metrics_db(&tenant)
+            .map(|db| vec![(tenant, db)])
+            .unwrap_or_default()
+    } else {
+        state.all_metrics_dbs()
+    };
+    let mut flushed = Vec::with_capacity(dbs.len());
+    for (tenant, db) in dbs {
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| ApiError::internal(format!("flush task failed: {e}")))?
+            .map_err(|e| ApiError::internal(format!("flushing tenant {tenant} failed: {e}")))?;
+        tracing::info!(
+            tenant = %tenant,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed head to blocks"
+        );
+        flushed.push(tenant.to_string());
+    }
+    Ok(flushed)
+}
+
+/// Unknown paths: 404 in the Prometheus API's error shape.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("no such endpoint: {}", uri.path()),
+    )
+    .into_prometheus_response()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::net::SocketAddr;
+
+    use crate::config::Config;
+    use crate::state::{AppState, DataDirLock};
+
+    /// A server on an ephemeral loopback port over a fresh data dir, stores open.
+    #[derive(Debug)]
+    pub(crate) struct TestApp {
+        pub(crate) address: SocketAddr,
+        pub(crate) state: AppState,
+        pub(crate) _dir: tempfile::TempDir,
+    }
+
+    impl TestApp {
+        pub(crate) async fn spawn(change: impl FnOnce(&mut Config)) -> TestApp {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = Config {
+                data_dir: dir.path().join("data"),
+                ..Config::default()
+            };
+            config.storage.wal.fsync = crate::config::FsyncMode::None;
+            change(&mut config);
+            let lock = DataDirLock::acquire(&config.data_dir).expect("lock");
+            let state = AppState::new(config, lock);
+            state.open_existing_tenants().expect("open");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let address = listener.local_addr().expect("address");
+            let app = super::main_router(state.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            TestApp {
+                address,
+                state,
+                _dir: dir,
+            }
+        }
+
+        pub(crate) fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.address)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::TestApp;
+    use sightline_ingest::remote_write::{encode_request, to_proto};
+    use sightline_model::{Labels, Sample, TenantId, TimeSeries, WriteRequest};
+    use sightline_tsdb::{MatchOp, Matcher};
+
+    fn now_ns() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0)
+    }
+
+    fn series(name: &str, extra: &str, samples: &[(i64, f64)]) -> TimeSeries {
+        TimeSeries {
+            labels: Labels::from_pairs([("__name__", name), ("x", extra)]),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { timestamp, value })
+                .collect(),
+            exemplars: Vec::new(),
+        }
+    }
+
+    fn body(series: Vec<TimeSeries>) -> Vec<u8> {
+        encode_request(&to_proto(&WriteRequest {
+            series,
+            metadata: Vec::new(),
+        }))
+    }
+
+    async fn post(app: &TestApp, path: &str, tenant: Option<&str>, body: Vec<u8>) -> (u16, String) {
+        let mut request = reqwest::Client::new()
+            .post(app.url(path))
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .body(body);
+        if let Some(tenant) = tenant {
+            request = request.header("X-Scope-OrgID", tenant);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn remote_write_stores_per_tenant_and_flushes() {
+        let app = TestApp::spawn(|_| {}).await;
+        let t = now_ns();
+        let (status, text) = post(
+            &app,
+            "/api/v1/write",
+            Some("team-a"),
+            body(vec![series("up", "1", &[(t, 1.0)])]),
+        )
+        .await;
+        assert_eq!(status, 204, "{text}");
+        let tenant = TenantId::parse("team-a").unwrap();
+        let db = app
+            .state
+            .existing_metrics_db(&tenant)
+            .expect("tenant created");
+        let matcher = Matcher::new(MatchOp::Equal, "__name__", "up").unwrap();
+        let found = db
+            .select(&[matcher], t - 1_000_000_000, t + 1_000_000_000)
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(
+            app.state
+                .existing_metrics_db(&TenantId::default_tenant())
+                .is_none()
+        );
+
+        // The same sample again with another value is refused and named.
+        let (status, text) = post(
+            &app,
+            "/api/v1/write",
+            Some("team-a"),
+            body(vec![
+                series("up", "1", &[(t - 60_000_000_000, 2.0)]),
+                series("up", "2", &[(t, 1.0)]),
+            ]),
+        )
+        .await;
+        assert!(status == 400 || status == 204, "{status} {text}");
+        if status == 400 {
+            assert!(text.contains("samples rejected"), "{text}");
+        }
+
+        let (status, text) = post(&app, "/api/sightline/v1/admin/flush", None, Vec::new()).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(text, r#"{"status":"success"}"#);
+
+        let metrics = reqwest::get(app.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("sightline_samples_received_total 3\n"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("handler=\"/api/v1/write\""), "{metrics}");
+    }
+
+    #[tokio::test]
+    async fn remote_write_errors_have_their_status_and_name_their_limit() {
+        let app = TestApp::spawn(|config| {
+            config.server.max_request_body_bytes = crate::config::ByteSize(4096);
+            config.limits.ingestion_rate_samples_per_second = 2;
+            config.limits.ingestion_burst_samples = 2;
+        })
+        .await;
+        let (status, text) = post(&app, "/api/v1/write", None, vec![0u8; 5000]).await;
+        assert_eq!(status, 413, "{text}");
+        assert!(text.contains("server.max_request_body_bytes"), "{text}");
+
+        let (status, text) = post(&app, "/api/v1/write", None, b"not snappy".to_vec()).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("snappy"), "{text}");
+
+        let t = now_ns();
+        let three = body(vec![
+            series("a", "1", &[(t, 1.0)]),
+            series("a", "2", &[(t, 1.0)]),
+            series("a", "3", &[(t, 1.0)]),
+        ]);
+        let (status, text) = post(&app, "/api/v1/write", None, three).await;
+        assert_eq!(status, 429, "{text}");
+        assert!(text.contains("limits.ingestion_burst_samples"), "{text}");
+        let two = body(vec![
+            series("a", "1", &[(t, 1.0)]),
+            series("a", "2", &[(t, 1.0)]),
+        ]);
+        assert_eq!(post(&app, "/api/v1/write", None, two.clone()).await.0, 204);
+        let (status, text) = post(&app, "/api/v1/write", None, two).await;
+        assert_eq!(status, 429, "{text}");
+        assert!(
+            text.contains("limits.ingestion_rate_samples_per_second"),
+            "{text}"
+        );
+
+        let (status, _) = post(&app, "/api/v1/write", Some("../etc"), Vec::new()).await;
+        assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn series_limit_answers_429() {
+        let app = TestApp::spawn(|config| config.limits.max_series_per_tenant = 1).await;
+        let t = now_ns();
+        let (status, text) = post(
+            &app,
+            "/api/v1/write",
+            None,
+            body(vec![
+                series("a", "1", &[(t, 1.0)]),
+                series("a", "2", &[(t, 1.0)]),
+            ]),
+        )
+        .await;
+        assert_eq!(status, 429, "{text}");
+        assert!(text.contains("series_limit"), "{text}");
+        assert!(text.contains("limits.max_series_per_tenant"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn health_ready_and_not_found() {
+        let app = TestApp::spawn(|_| {}).await;
+        assert_eq!(
+            reqwest::get(app.url("/-/healthy")).await.unwrap().status(),
+            200
+        );
+        assert_eq!(
+            reqwest::get(app.url("/-/ready")).await.unwrap().status(),
+            200
+        );
+        let missing = reqwest::get(app.url("/no/such")).await.unwrap();
+        assert_eq!(missing.status(), 404);
+        app.state.begin_shutdown();
+        assert_eq!(
+            reqwest::get(app.url("/-/ready")).await.unwrap().status(),
+            503
+        );
+        let (status, _) = post(&app, "/api/v1/write", None, Vec::new()).await;
+        assert_eq!(status, 503);
+    }
+}

@@ -1,0 +1,145 @@
+//! Varint/zigzag helpers and a bounds-checked reader for our on-disk formats.
+
+use crate::{Error, Result};
+
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+pub(crate) fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+pub(crate) fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: i64) {
+    put_uvarint(out, zigzag(value));
+}
+
+pub(crate) fn put_str(out: &mut Vec<u8>, value: &str) {
+    put_uvarint(out, value.len() as u64);
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// Reads from a byte slice; every read past the end is [`Error::Corrupt`] naming `what`.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Reader<'a> {
+        Reader {
+            bytes,
+            position: 0,
+            what,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.position >= self.bytes.len()
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.position)
+    }
+
+    fn corrupt(&self, detail: &str) -> Error {
+        Error::Corrupt(format!("{}: {detail} at byte {}", self.what, self.position))
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        let byte = *self
+            .bytes
+            .get(self.position)
+            .ok_or_else(|| self.corrupt("unexpected end"))?;
+        self.position += 1;
+        Ok(byte)
+    }
+
+    pub(crate) fn uvarint(&mut self) -> Result<u64> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(self.corrupt("varint too long"))
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<i64> {
+        Ok(unzigzag(self.uvarint()?))
+    }
+
+    /// A varint that must fit `usize` and be at most `max` (guards allocations).
+    pub(crate) fn len(&mut self, max: usize) -> Result<usize> {
+        let value = self.uvarint()?;
+        match usize::try_from(value) {
+            Ok(len) if len <= max => Ok(len),
+            _ => Err(self.corrupt("length out of range")),
+        }
+    }
+
+    pub(crate) fn bytes(&mut self, len: usize) -> Result<&'a [u8]> {
+        let end = self
+            .position
+            .checked_add(len)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| self.corrupt("unexpected end"))?;
+        let slice = &self.bytes[self.position..end];
+        self.position = end;
+        Ok(slice)
+    }
+
+    pub(crate) fn u32_le(&mut self) -> Result<u32> {
+        let raw = self.bytes(4)?;
+        let mut buf = [0u8; 4];
+        buf.copy_from_slice(raw);
+        Ok(u32::from_le_bytes(buf))
+    }
+
+    pub(crate) fn u64_le(&mut self) -> Result<u64> {
+        let raw = self.bytes(8)?;
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(raw);
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    pub(crate) fn str(&mut self) -> Result<&'a str> {
+        let len = self.len(self.remaining())?;
+        let raw = self.bytes(len)?;
+        std::str::from_utf8(raw).map_err(|_| self.corrupt("string is not utf-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        let values = [0i64, 1, -1, 63, -64, 1 << 40, i64::MIN, i64::MAX];
+        let mut out = Vec::new();
+        for v in values {
+            put_varint(&mut out, v);
+        }
+        put_str(&mut out, "héllo");
+        let mut reader = Reader::new(&out, "test");
+        for v in values {
+            assert_eq!(reader.varint().unwrap(), v);
+        }
+        assert_eq!(reader.str().unwrap(), "héllo");
+        assert!(reader.is_empty());
+        assert!(reader.u8().is_err());
+    }
+}

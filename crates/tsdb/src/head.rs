@@ -1,0 +1,723 @@
+//! The in-memory head: every series written since the persisted boundary, its samples
+//! in XOR chunks (plus a small sorted out-of-order buffer), label strings interned in a
+//! symbol table, and an inverted index for matchers.
+//!
+//! Locking: `inner` (series map, index, symbols) is a read/write lock; appends and
+//! queries take it shared, creating or removing series takes it exclusively. Each
+//! series' samples sit behind their own mutex, held only to append or copy samples.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use roaring::RoaringBitmap;
+use sightline_model::{Label, Labels};
+
+use crate::chunk::XorChunk;
+use crate::db::RejectReason;
+use crate::index::LabelIndex;
+use crate::matcher::Matcher;
+use crate::symbols::{SymbolId, SymbolTable};
+
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub(crate) id: u32,
+    /// Name and value symbol ids, pairwise, in label order.
+    labels: Box<[SymbolId]>,
+    data: Mutex<SeriesData>,
+    /// Whether the series' WAL record is durable. Until it is, every append to the
+    /// series logs the series record again, so an acknowledged sample never refers to
+    /// a series the WAL does not know (its creator's record may still be in flight).
+    pub(crate) logged: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug)]
+struct SeriesData {
+    /// In-order samples; the last chunk is the one appended to.
+    chunks: Vec<XorChunk>,
+    /// Out-of-order samples, sorted by time, no timestamp shared with `chunks`.
+    out_of_order: Vec<(i64, f64)>,
+    /// Newest in-order timestamp (`i64::MIN` when none).
+    max_time: i64,
+    last_value_bits: u64,
+    last_exemplar_time: i64,
+}
+
+/// What happened to one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SampleOutcome {
+    Appended,
+    /// Same timestamp and same value as a stored sample: a no-op.
+    Duplicate,
+    Rejected(RejectReason),
+}
+
+fn chunk_range_end(t: i64, block_range: i64) -> i64 {
+    t.div_euclid(block_range)
+        .saturating_add(1)
+        .saturating_mul(block_range)
+}
+
+impl SeriesData {
+    fn new() -> SeriesData {
+        SeriesData {
+            chunks: Vec::new(),
+            out_of_order: Vec::new(),
+            max_time: i64::MIN,
+            last_value_bits: 0,
+            last_exemplar_time: i64::MIN,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.out_of_order.is_empty()
+    }
+
+    fn min_time(&self) -> Option<i64> {
+        let in_order = self.chunks.first().map(XorChunk::min_time);
+        let ooo = self.out_of_order.first().map(|s| s.0);
+        match (in_order, ooo) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn append_in_order(&mut self, t: i64, v: f64, block_range: i64) {
+        let cut = match self.chunks.last() {
+            None => true,
+            Some(chunk) => chunk.is_full() || t >= chunk_range_end(chunk.min_time(), block_range),
+        };
+        if cut {
+            if let Some(closed) = self.chunks.last_mut() {
+                closed.shrink_to_fit();
+            }
+            self.chunks.push(XorChunk::new());
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.append(t, v);
+        }
+        self.max_time = t;
+        self.last_value_bits = v.to_bits();
+    }
+
+    /// The stored value at `t`, if any (out-of-order path only; decodes chunks).
+    fn value_at(&self, t: i64) -> Option<f64> {
+        if let Ok(i) = self.out_of_order.binary_search_by_key(&t, |s| s.0) {
+            return Some(self.out_of_order[i].1);
+        }
+        self.chunks
+            .iter()
+            .filter(|c| c.min_time() <= t && t <= c.max_time())
+            .flat_map(|c| c.iter())
+            .find(|s| s.0 == t)
+            .map(|s| s.1)
+    }
+
+    /// Appends with full validation (the write path).
+    fn append(
+        &mut self,
+        t: i64,
+        v: f64,
+        min_valid: i64,
+        ooo_window: i64,
+        block_range: i64,
+    ) -> SampleOutcome {
+        if t < min_valid {
+            return SampleOutcome::Rejected(RejectReason::TooOld);
+        }
+        if self.max_time == i64::MIN || t > self.max_time {
+            self.append_in_order(t, v, block_range);
+            return SampleOutcome::Appended;
+        }
+        if t == self.max_time {
+            return if v.to_bits() == self.last_value_bits {
+                SampleOutcome::Duplicate
+            } else {
+                SampleOutcome::Rejected(RejectReason::DuplicateTimestamp)
+            };
+        }
+        if self.max_time.saturating_sub(t) > ooo_window {
+            return SampleOutcome::Rejected(RejectReason::OutOfOrder);
+        }
+        match self.value_at(t) {
+            Some(existing) if existing.to_bits() == v.to_bits() => SampleOutcome::Duplicate,
+            Some(_) => SampleOutcome::Rejected(RejectReason::DuplicateTimestamp),
+            None => {
+                let position = self.out_of_order.partition_point(|s| s.0 < t);
+                self.out_of_order.insert(position, (t, v));
+                SampleOutcome::Appended
+            }
+        }
+    }
+
+    /// Samples in `[mint, maxt]`, ascending.
+    fn samples_in(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let mut in_order = Vec::new();
+        for chunk in &self.chunks {
+            if chunk.max_time() < mint || chunk.min_time() > maxt {
+                continue;
+            }
+            in_order.extend(chunk.iter().filter(|s| s.0 >= mint && s.0 <= maxt));
+        }
+        let start = self.out_of_order.partition_point(|s| s.0 < mint);
+        let end = self.out_of_order.partition_point(|s| s.0 <= maxt);
+        let ooo = &self.out_of_order[start..end];
+        if ooo.is_empty() {
+            return in_order;
+        }
+        merge_sorted(&in_order, ooo)
+    }
+
+    fn has_samples_in(&self, mint: i64, maxt: i64) -> bool {
+        self.chunks
+            .iter()
+            .any(|c| c.max_time() >= mint && c.min_time() <= maxt)
+            || self.out_of_order.iter().any(|s| s.0 >= mint && s.0 <= maxt)
+    }
+
+    /// Drops everything before `boundary` (persisted in a block).
+    fn truncate_before(&mut self, boundary: i64) {
+        self.chunks.retain(|c| c.max_time() >= boundary);
+        self.out_of_order.retain(|s| s.0 >= boundary);
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<XorChunk>()
+            + self.chunks.iter().map(|c| c.bytes().len()).sum::<usize>()
+            + self.out_of_order.capacity() * 16
+    }
+}
+
+/// Merges two ascending sample lists; on equal timestamps the first list wins.
+pub(crate) fn merge_sorted(a: &[(i64, f64)], b: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+#[derive(Debug, Default)]
+struct HeadInner {
+    symbols: SymbolTable,
+    index: LabelIndex,
+    series: HashMap<u32, Arc<MemSeries>>,
+    /// Fingerprint → series id; the rare colliding label sets go to `collisions`.
+    by_fingerprint: HashMap<u64, u32>,
+    collisions: HashMap<u64, Vec<u32>>,
+    next_id: u32,
+    /// Samples before this (ms) are persisted in blocks: writes there are too old.
+    min_valid: i64,
+}
+
+impl HeadInner {
+    fn labels_equal(&self, series: &MemSeries, labels: &Labels) -> bool {
+        series.labels.len() == labels.len() * 2
+            && series
+                .labels
+                .chunks_exact(2)
+                .zip(labels.iter())
+                .all(|(pair, label)| {
+                    **self.symbols.resolve(pair[0]) == *label.name
+                        && **self.symbols.resolve(pair[1]) == *label.value
+                })
+    }
+
+    fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<&Arc<MemSeries>> {
+        let id = self.by_fingerprint.get(&fingerprint)?;
+        let candidate = self.series.get(id)?;
+        if self.labels_equal(candidate, labels) {
+            return Some(candidate);
+        }
+        self.collisions
+            .get(&fingerprint)?
+            .iter()
+            .filter_map(|id| self.series.get(id))
+            .find(|s| self.labels_equal(s, labels))
+    }
+
+    fn labels_of(&self, series: &MemSeries) -> Labels {
+        let labels = series
+            .labels
+            .chunks_exact(2)
+            .map(|pair| {
+                Label::new(
+                    &**self.symbols.resolve(pair[0]),
+                    &**self.symbols.resolve(pair[1]),
+                )
+            })
+            .collect();
+        Labels::from_sorted_unchecked(labels)
+    }
+
+    fn pairs<'a>(
+        &'a self,
+        series: &'a MemSeries,
+    ) -> impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)> + 'a {
+        series
+            .labels
+            .chunks_exact(2)
+            .map(|pair| (self.symbols.resolve(pair[0]), self.symbols.resolve(pair[1])))
+    }
+
+    fn insert(&mut self, id: u32, labels: &Labels, fingerprint: u64) -> Arc<MemSeries> {
+        let mut ids = Vec::with_capacity(labels.len() * 2);
+        for label in labels {
+            ids.push(self.symbols.intern(&label.name));
+            ids.push(self.symbols.intern(&label.value));
+        }
+        let series = Arc::new(MemSeries {
+            id,
+            labels: ids.into_boxed_slice(),
+            data: Mutex::new(SeriesData::new()),
+            logged: std::sync::atomic::AtomicBool::new(false),
+        });
+        let pairs: Vec<(Arc<str>, Arc<str>)> = self
+            .pairs(&series)
+            .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+            .collect();
+        self.index.add(id, pairs.iter().map(|(n, v)| (n, v)));
+        match self.by_fingerprint.entry(fingerprint) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(fingerprint).or_default().push(id);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+        }
+        self.series.insert(id, Arc::clone(&series));
+        self.next_id = self.next_id.max(id.saturating_add(1));
+        series
+    }
+
+    fn remove(&mut self, id: u32) {
+        let Some(series) = self.series.remove(&id) else {
+            return;
+        };
+        let labels = self.labels_of(&series);
+        let fingerprint = labels.fingerprint();
+        let pairs: Vec<(Arc<str>, Arc<str>)> = self
+            .pairs(&series)
+            .map(|(n, v)| (Arc::clone(n), Arc::clone(v)))
+            .collect();
+        self.index.remove(id, pairs.iter().map(|(n, v)| (n, v)));
+        for symbol in series.labels.iter() {
+            self.symbols.release(*symbol);
+        }
+        if self.by_fingerprint.get(&fingerprint) == Some(&id) {
+            self.by_fingerprint.remove(&fingerprint);
+            if let Some(mut others) = self.collisions.remove(&fingerprint) {
+                if let Some(first) = others.pop() {
+                    self.by_fingerprint.insert(fingerprint, first);
+                }
+                if !others.is_empty() {
+                    self.collisions.insert(fingerprint, others);
+                }
+            }
+        } else if let Some(others) = self.collisions.get_mut(&fingerprint) {
+            others.retain(|other| *other != id);
+            if others.is_empty() {
+                self.collisions.remove(&fingerprint);
+            }
+        }
+    }
+}
+
+/// Figures of the head's memory use, from [`Head::memory`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HeadMemory {
+    pub(crate) series: usize,
+    /// Series structs, label id arrays, maps and the symbol table.
+    pub(crate) series_bytes: usize,
+    pub(crate) index_bytes: usize,
+    /// Chunk structs and encoded samples.
+    pub(crate) sample_bytes: usize,
+    pub(crate) samples: usize,
+    pub(crate) chunks: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Head {
+    inner: RwLock<HeadInner>,
+    block_range: i64,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    /// During WAL replay: refs whose label set was already known under another ref.
+    aliases: Mutex<HashMap<u32, u32>>,
+}
+
+/// Shared access to the head for one batch of appends: holds the read lock so a
+/// block cut cannot move the boundary in the middle of it.
+#[derive(Debug)]
+pub(crate) struct AppendGuard<'a> {
+    head: &'a Head,
+    inner: RwLockReadGuard<'a, HeadInner>,
+}
+
+impl AppendGuard<'_> {
+    pub(crate) fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<Arc<MemSeries>> {
+        self.inner.lookup(labels, fingerprint).map(Arc::clone)
+    }
+
+    /// Validates and stores one sample (ms).
+    pub(crate) fn append(
+        &self,
+        series: &MemSeries,
+        t: i64,
+        v: f64,
+        ooo_window: i64,
+    ) -> SampleOutcome {
+        let outcome = series.data.lock().append(
+            t,
+            v,
+            self.inner.min_valid,
+            ooo_window,
+            self.head.block_range,
+        );
+        if outcome == SampleOutcome::Appended {
+            self.head.note_time(t);
+        }
+        outcome
+    }
+
+    /// True when an exemplar at `t` is newer than the series' last one (and records it).
+    pub(crate) fn accept_exemplar(&self, series: &MemSeries, t: i64) -> bool {
+        let mut data = series.data.lock();
+        if t <= data.last_exemplar_time {
+            return false;
+        }
+        data.last_exemplar_time = t;
+        true
+    }
+}
+
+/// Exclusive access for creating series.
+#[derive(Debug)]
+pub(crate) struct CreateGuard<'a> {
+    head: &'a Head,
+    inner: RwLockWriteGuard<'a, HeadInner>,
+}
+
+impl<'a> CreateGuard<'a> {
+    /// The existing series, or a new one; `None` when `max_series` (0 = unlimited)
+    /// is reached or ids are exhausted. The bool is true when created.
+    pub(crate) fn get_or_create(
+        &mut self,
+        labels: &Labels,
+        max_series: usize,
+    ) -> Option<(Arc<MemSeries>, bool)> {
+        let fingerprint = labels.fingerprint();
+        if let Some(series) = self.inner.lookup(labels, fingerprint) {
+            return Some((Arc::clone(series), false));
+        }
+        if (max_series > 0 && self.inner.series.len() >= max_series)
+            || self.inner.next_id == u32::MAX
+        {
+            return None;
+        }
+        let id = self.inner.next_id;
+        Some((self.inner.insert(id, labels, fingerprint), true))
+    }
+
+    pub(crate) fn downgrade(self) -> AppendGuard<'a> {
+        AppendGuard {
+            head: self.head,
+            inner: RwLockWriteGuard::downgrade(self.inner),
+        }
+    }
+}
+
+impl Head {
+    pub(crate) fn new(block_range: i64, min_valid: i64) -> Head {
+        let inner = HeadInner {
+            min_valid,
+            ..HeadInner::default()
+        };
+        Head {
+            inner: RwLock::new(inner),
+            block_range: block_range.max(1),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            aliases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn note_time(&self, t: i64) {
+        self.min_time.fetch_min(t, Ordering::Relaxed);
+        self.max_time.fetch_max(t, Ordering::Relaxed);
+    }
+
+    pub(crate) fn append_guard(&self) -> AppendGuard<'_> {
+        AppendGuard {
+            head: self,
+            inner: self.inner.read(),
+        }
+    }
+
+    pub(crate) fn create_guard(&self) -> CreateGuard<'_> {
+        CreateGuard {
+            head: self,
+            inner: self.inner.write(),
+        }
+    }
+
+    /// Time range of the samples in the head (ms), `None` when empty.
+    pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
+        let min = self.min_time.load(Ordering::Relaxed);
+        let max = self.max_time.load(Ordering::Relaxed);
+        (min <= max).then_some((min, max))
+    }
+
+    pub(crate) fn min_valid(&self) -> i64 {
+        self.inner.read().min_valid
+    }
+
+    pub(crate) fn set_min_valid(&self, boundary: i64) {
+        let mut inner = self.inner.write();
+        inner.min_valid = inner.min_valid.max(boundary);
+    }
+
+    pub(crate) fn next_id(&self) -> u32 {
+        self.inner.read().next_id
+    }
+
+    pub(crate) fn num_series(&self) -> usize {
+        self.inner.read().series.len()
+    }
+
+    /// Matching series with their samples in `[mint, maxt]` (ms); empty ones omitted.
+    pub(crate) fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        let matching = self.matching(matchers);
+        matching
+            .into_iter()
+            .filter_map(|(labels, series)| {
+                let samples = series.data.lock().samples_in(mint, maxt);
+                (!samples.is_empty()).then_some((labels, samples))
+            })
+            .collect()
+    }
+
+    /// Label sets of matching series with samples in `[mint, maxt]`.
+    pub(crate) fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+        self.matching(matchers)
+            .into_iter()
+            .filter(|(_, series)| series.data.lock().has_samples_in(mint, maxt))
+            .map(|(labels, _)| labels)
+            .collect()
+    }
+
+    fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
+        let inner = self.inner.read();
+        let ids = inner.index.select(matchers);
+        ids.iter()
+            .filter_map(|id| inner.series.get(&id))
+            .map(|series| (inner.labels_of(series), Arc::clone(series)))
+            .collect()
+    }
+
+    /// Ids of the series matching `matchers` (for exemplar lookups).
+    pub(crate) fn select_ids(&self, matchers: &[Matcher]) -> RoaringBitmap {
+        self.inner.read().index.select(matchers)
+    }
+
+    pub(crate) fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        let inner = self.inner.read();
+        let ids = inner.index.select(matchers);
+        inner
+            .index
+            .label_names(&ids)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    pub(crate) fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        let inner = self.inner.read();
+        let ids = inner.index.select(matchers);
+        inner
+            .index
+            .label_values(name, &ids)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    pub(crate) fn labels_by_id(&self, id: u32) -> Option<Labels> {
+        let inner = self.inner.read();
+        inner.series.get(&id).map(|s| inner.labels_of(s))
+    }
+
+    /// All series sorted by labels (for writing a block).
+    pub(crate) fn sorted_series(&self) -> Vec<(Labels, Arc<MemSeries>)> {
+        let inner = self.inner.read();
+        let mut all: Vec<(Labels, Arc<MemSeries>)> = inner
+            .series
+            .values()
+            .map(|series| (inner.labels_of(series), Arc::clone(series)))
+            .collect();
+        drop(inner);
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Samples of one series in `[mint, maxt]`.
+    pub(crate) fn series_samples(series: &MemSeries, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        series.data.lock().samples_in(mint, maxt)
+    }
+
+    /// Ids and label sets of all series, ascending by id, in batches (WAL snapshot).
+    pub(crate) fn for_each_series_batch(
+        &self,
+        batch: usize,
+        mut f: impl FnMut(Vec<(u64, Labels)>),
+    ) {
+        let mut ids: Vec<u32> = self.inner.read().series.keys().copied().collect();
+        ids.sort_unstable();
+        for chunk in ids.chunks(batch.max(1)) {
+            let inner = self.inner.read();
+            let labels = chunk
+                .iter()
+                .filter_map(|id| {
+                    inner
+                        .series
+                        .get(id)
+                        .map(|s| (u64::from(*id), inner.labels_of(s)))
+                })
+                .collect();
+            drop(inner);
+            f(labels);
+        }
+    }
+
+    /// Drops samples before `boundary` and removes series left empty; returns how
+    /// many series were removed.
+    pub(crate) fn truncate(&self, boundary: i64) -> usize {
+        let mut inner = self.inner.write();
+        inner.min_valid = inner.min_valid.max(boundary);
+        let mut empty = Vec::new();
+        let mut min_time = i64::MAX;
+        let mut max_time = i64::MIN;
+        for (id, series) in &inner.series {
+            let mut data = series.data.lock();
+            data.truncate_before(boundary);
+            if data.is_empty() {
+                empty.push(*id);
+                continue;
+            }
+            if let Some(t) = data.min_time() {
+                min_time = min_time.min(t);
+            }
+            let newest = data
+                .out_of_order
+                .last()
+                .map_or(data.max_time, |s| s.0.max(data.max_time));
+            max_time = max_time.max(newest);
+        }
+        for id in &empty {
+            inner.remove(*id);
+        }
+        self.min_time.store(min_time, Ordering::Relaxed);
+        self.max_time.store(max_time, Ordering::Relaxed);
+        empty.len()
+    }
+
+    // ----- WAL replay -----
+
+    pub(crate) fn replay_series(&self, id: u64, labels: &Labels) {
+        let Ok(id) = u32::try_from(id) else {
+            return;
+        };
+        let mut inner = self.inner.write();
+        let fingerprint = labels.fingerprint();
+        if inner.series.contains_key(&id) {
+            return;
+        }
+        if let Some(existing) = inner.lookup(labels, fingerprint) {
+            // The same label set under two refs (a snapshot and a later record):
+            // keep the first, later samples of the other ref are mapped to it.
+            let existing_id = existing.id;
+            inner.next_id = inner.next_id.max(id.saturating_add(1));
+            drop(inner);
+            self.aliases.lock().insert(id, existing_id);
+            return;
+        }
+        let series = inner.insert(id, labels, fingerprint);
+        series.logged.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn finish_replay(&self) {
+        self.aliases.lock().clear();
+    }
+
+    pub(crate) fn reserve_ids(&self, next: u64) {
+        let next = u32::try_from(next).unwrap_or(u32::MAX);
+        let mut inner = self.inner.write();
+        inner.next_id = inner.next_id.max(next);
+    }
+
+    /// Applies a logged sample without the write-path limits; false when its series
+    /// is unknown or the sample is already persisted.
+    pub(crate) fn replay_sample(&self, guard: &AppendGuard<'_>, id: u64, t: i64, v: f64) -> bool {
+        let Ok(id) = u32::try_from(id) else {
+            return false;
+        };
+        let id = self.aliases.lock().get(&id).copied().unwrap_or(id);
+        let Some(series) = guard.inner.series.get(&id) else {
+            return false;
+        };
+        let outcome =
+            series
+                .data
+                .lock()
+                .append(t, v, guard.inner.min_valid, i64::MAX, self.block_range);
+        if outcome == SampleOutcome::Appended {
+            self.note_time(t);
+        }
+        outcome != SampleOutcome::Rejected(RejectReason::TooOld)
+    }
+
+    pub(crate) fn memory(&self) -> HeadMemory {
+        let inner = self.inner.read();
+        let mut memory = HeadMemory {
+            series: inner.series.len(),
+            index_bytes: inner.index.heap_bytes(),
+            ..HeadMemory::default()
+        };
+        let per_series_struct = std::mem::size_of::<MemSeries>() + 16;
+        memory.series_bytes = inner.symbols.heap_bytes()
+            + inner.series.capacity() * (std::mem::size_of::<(u32, Arc<MemSeries>)>() + 1)
+            + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+        for series in inner.series.values() {
+            memory.series_bytes += per_series_struct + series.labels.len() * 4;
+            let data = series.data.lock();
+            memory.sample_bytes += data.heap_bytes();
+            memory.chunks += data.chunks.len();
+            memory.samples += data.chunks.iter().map(XorChunk::num_samples).sum::<usize>()
+                + data.out_of_order.len();
+        }
+        memory
+    }
+}
