@@ -69,41 +69,86 @@ impl Db {
     pub fn maintain(&self) -> Result<()> {
         let _maintenance = self.maintenance.lock();
         let range = self.block_range;
-        while let Some((min, max)) = self.head.time_range() {
+        let cuts = self.cut_while(|min, max| {
             let low = min.max(self.head.min_valid());
-            if max.saturating_sub(low) <= range.saturating_mul(3) / 2 {
-                break;
-            }
-            self.cut(aligned_end(low, range))?;
-        }
+            (max.saturating_sub(low) > range.saturating_mul(3) / 2).then(|| aligned_end(low, range))
+        });
+        self.refresh_head_memory();
+        cuts?;
         while self.compact_once()? {}
         self.apply_retention()?;
         Ok(())
     }
 
+    /// Cuts blocks while `next(head_min, head_max)` names a boundary, then truncates
+    /// the WAL once behind the last successful cut (one rotation and series snapshot
+    /// however many ranges were cut).
+    fn cut_while(&self, mut next: impl FnMut(i64, i64) -> Option<i64>) -> Result<()> {
+        let mut persisted = None;
+        let mut result = Ok(());
+        while let Some((min, max)) = self.head.time_range() {
+            let Some(boundary) = next(min, max) else {
+                break;
+            };
+            if let Err(error) = self.cut(boundary) {
+                result = Err(error);
+                break;
+            }
+            persisted = Some(boundary);
+        }
+        if let Some(boundary) = persisted {
+            self.truncate_wal(boundary)?;
+        }
+        result
+    }
+
     /// Persists everything in the head to blocks now and truncates the WAL.
     pub fn flush(&self) -> Result<()> {
         let _maintenance = self.maintenance.lock();
-        while let Some((min, max)) = self.head.time_range() {
+        let cuts = self.cut_while(|min, max| {
             let low = min.max(self.head.min_valid());
-            let boundary = aligned_end(low, self.block_range).min(max.saturating_add(1));
-            self.cut(boundary)?;
-        }
-        Ok(())
+            Some(aligned_end(low, self.block_range).min(max.saturating_add(1)))
+        });
+        self.refresh_head_memory();
+        cuts
     }
 
-    /// Writes the head's samples before `boundary` to a block, drops them from the
-    /// head and truncates the WAL behind them.
+    /// Writes the head's samples before `boundary` to a block and drops them from the
+    /// head (the caller truncates the WAL behind them). On failure the boundary is
+    /// moved back, so nothing is dropped and the next cut writes the samples again.
     fn cut(&self, boundary: i64) -> Result<()> {
         let previous = self.head.min_valid();
         // From here on, writes before the boundary are too old: the block is final.
         self.head.set_min_valid(boundary);
+        if let Err(error) = self.write_cut_block(boundary) {
+            tracing::error!(%error, boundary, "block cut failed: head keeps its samples");
+            self.head.restore_min_valid(previous);
+            return Err(error);
+        }
+        write_boundary(&self.dir, boundary)?;
+        let removed = self.head.truncate(boundary);
+        if removed > 0 {
+            tracing::debug!(series = removed, "idle series removed from the head");
+        }
+        Ok(())
+    }
+
+    /// Writes every head sample before `boundary` to a new block. The head holds only
+    /// data not yet in blocks, so it reads from the very start (a failed earlier cut
+    /// may have left older samples behind).
+    fn write_cut_block(&self, boundary: i64) -> Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_next_cut
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::Io(std::io::Error::other("injected cut failure")));
+        }
         let first = self.head.time_range().map_or(boundary, |r| r.0);
-        let range_start =
-            aligned_start(first.max(previous), self.block_range).min(boundary.saturating_sub(1));
+        let range_start = aligned_start(first, self.block_range).min(boundary.saturating_sub(1));
         let mut writer = BlockWriter::create(&self.blocks_dir, range_start, boundary, 1)?;
         for (labels, series) in self.head.sorted_series() {
-            let samples = Head::series_samples(&series, previous, boundary.saturating_sub(1));
+            let samples = Head::series_samples(&series, i64::MIN, boundary.saturating_sub(1));
             writer.add_series(&labels, &samples)?;
         }
         let written = writer.num_series();
@@ -120,12 +165,7 @@ impl Db {
             blocks.push(block);
             blocks.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
         }
-        write_boundary(&self.dir, boundary)?;
-        let removed = self.head.truncate(boundary);
-        if removed > 0 {
-            tracing::debug!(series = removed, "idle series removed from the head");
-        }
-        self.truncate_wal(boundary)
+        Ok(())
     }
 
     /// Starts a new WAL segment with a snapshot of the head's series, metadata and

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -12,9 +13,11 @@ use sightline_model::{Exemplar, Labels, MetricMetadata, Sample, Timestamp, Write
 use sightline_wal::{SegmentId, Wal};
 
 use crate::block::{BLOCK_EXTENSION, Block, TMP_EXTENSION};
-use crate::head::{Head, SampleOutcome};
+use crate::head::{Head, HeadMemory, SampleOutcome};
+use crate::inflight::Inflight;
 use crate::matcher::Matcher;
-use crate::wal_records::{self, RecordBuilder, RefExemplar, RefSample, WalEntry};
+use crate::metadata::{self as metadata_limits, MetadataUpdate};
+use crate::wal_records::{RecordBuilder, RefExemplar, RefSample};
 use crate::{Error, Result};
 
 /// Options of a [`Db`].
@@ -23,7 +26,9 @@ pub struct DbOptions {
     /// The head is cut into blocks aligned to this (default 2h).
     pub block_range: Duration,
     /// Samples older than their series' newest sample by at most this are accepted
-    /// (default 10m).
+    /// (default 10m). Whatever the series, nothing older than the head's newest sample
+    /// minus max(block_range / 2, this) is accepted (Prometheus' appendable window):
+    /// a new series cannot write into the past.
     pub out_of_order_window: Duration,
     /// Blocks whose newest sample is older than this (relative to the newest sample
     /// stored) are dropped; zero keeps everything (default 15 days).
@@ -64,7 +69,9 @@ pub(crate) fn duration_millis(duration: Duration) -> i64 {
 pub enum RejectReason {
     /// Older than its series' newest sample by more than the out-of-order window.
     OutOfOrder,
-    /// Older than what the store still accepts (already persisted in blocks).
+    /// Older than what the store still accepts: already persisted in blocks, or
+    /// before the appendable window (the head's newest sample minus
+    /// max(block_range / 2, out_of_order_window)).
     TooOld,
     /// Later than now + the future tolerance.
     TooFarInFuture,
@@ -150,6 +157,9 @@ pub struct DbStats {
     /// Of `head_bytes`, what is not sample data: series, symbols, index.
     pub head_series_overhead_bytes: u64,
     pub samples_in_blocks: u64,
+    /// Metadata entries ignored because the store holds the most metric families it
+    /// keeps metadata for.
+    pub metadata_dropped_total: u64,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +237,15 @@ pub struct Db {
     pub(crate) segment_max_time: Mutex<BTreeMap<SegmentId, i64>>,
     pub(crate) exemplars: Mutex<ExemplarRing>,
     pub(crate) metadata: Mutex<HashMap<String, MetricMetadata>>,
+    pub(crate) metadata_dropped: AtomicU64,
+    /// Appends between applying to the head and writing their WAL record.
+    pub(crate) inflight: Inflight,
+    /// Head byte estimates, computed by maintenance (walking the head is too costly
+    /// for every `stats` call).
+    pub(crate) head_memory: Mutex<HeadMemory>,
+    /// Test hook: the next block cut fails before writing its block.
+    #[cfg(test)]
+    pub(crate) fail_next_cut: std::sync::atomic::AtomicBool,
     /// One maintenance (cut, compaction, retention) at a time.
     pub(crate) maintenance: Mutex<()>,
 }
@@ -274,96 +293,17 @@ impl Db {
             segment_max_time: Mutex::new(BTreeMap::new()),
             exemplars: Mutex::new(ExemplarRing::default()),
             metadata: Mutex::new(HashMap::new()),
+            metadata_dropped: AtomicU64::new(0),
+            inflight: Inflight::default(),
+            head_memory: Mutex::new(HeadMemory::default()),
+            #[cfg(test)]
+            fail_next_cut: std::sync::atomic::AtomicBool::new(false),
             maintenance: Mutex::new(()),
             options,
         };
         db.replay()?;
+        db.refresh_head_memory();
         Ok(db)
-    }
-
-    fn replay(&self) -> Result<()> {
-        let mut next_ref = 0u64;
-        let mut corrupt_records = 0u64;
-        self.wal.replay(|_segment, record| -> Result<()> {
-            match wal_records::decode(record) {
-                Ok(entries) => {
-                    for entry in entries {
-                        match entry {
-                            WalEntry::Series(series) => {
-                                for (series_ref, labels) in series {
-                                    self.head.replay_series(series_ref, &labels);
-                                    next_ref = next_ref.max(series_ref.saturating_add(1));
-                                }
-                            }
-                            WalEntry::NextRef(next) => next_ref = next_ref.max(next),
-                            _ => {}
-                        }
-                    }
-                }
-                Err(_) => corrupt_records += 1,
-            }
-            Ok(())
-        })?;
-        self.head.reserve_ids(next_ref);
-        let mut replayed = 0u64;
-        let mut skipped = 0u64;
-        self.wal.replay(|segment, record| -> Result<()> {
-            let Ok(entries) = wal_records::decode(record) else {
-                return Ok(());
-            };
-            for entry in entries {
-                match entry {
-                    WalEntry::Samples(samples) => {
-                        let guard = self.head.append_guard();
-                        let mut newest = i64::MIN;
-                        for sample in &samples {
-                            newest = newest.max(sample.t);
-                            if self
-                                .head
-                                .replay_sample(&guard, sample.series, sample.t, sample.v)
-                            {
-                                replayed += 1;
-                            } else {
-                                skipped += 1;
-                            }
-                        }
-                        let mut segments = self.segment_max_time.lock();
-                        let entry = segments.entry(segment).or_insert(i64::MIN);
-                        *entry = (*entry).max(newest);
-                    }
-                    WalEntry::Exemplars(exemplars) => {
-                        let mut ring = self.exemplars.lock();
-                        for exemplar in exemplars {
-                            ring.push(exemplar, self.options.max_exemplars);
-                        }
-                    }
-                    WalEntry::Metadata(metadata) => {
-                        let mut map = self.metadata.lock();
-                        for m in metadata {
-                            map.insert(m.metric_family_name.clone(), m);
-                        }
-                    }
-                    WalEntry::Series(_) | WalEntry::NextRef(_) => {}
-                }
-            }
-            Ok(())
-        })?;
-        self.head.finish_replay();
-        // Series whose samples are all persisted already need not stay in the head.
-        self.head.truncate(self.head.min_valid());
-        if corrupt_records > 0 {
-            tracing::warn!(
-                records = corrupt_records,
-                "wal records that do not decode were skipped"
-            );
-        }
-        tracing::info!(
-            series = self.head.num_series(),
-            samples = replayed,
-            skipped_samples = skipped,
-            "wal replayed"
-        );
-        Ok(())
     }
 
     /// Appends all valid samples/exemplars/metadata of `request`; returns once the WAL
@@ -380,6 +320,12 @@ impl Db {
         let mut samples: Vec<RefSample> = Vec::with_capacity(request.sample_count());
         let mut exemplars: Vec<RefExemplar> = Vec::new();
 
+        // Registered before touching the head: a concurrent request that finds our
+        // samples there as duplicates waits for our record (see `inflight`).
+        let mut ticket = self.inflight.begin();
+        // Whether something counted as accepted was already in the store: then the
+        // record that put it there must be durable before we acknowledge.
+        let mut repeated = false;
         let wanted = |ts: &sightline_model::TimeSeries| {
             let has_data = !ts.samples.is_empty() || !ts.exemplars.is_empty();
             !ts.labels.is_empty() && has_data
@@ -444,7 +390,10 @@ impl Db {
                             v: sample.value,
                         });
                     }
-                    SampleOutcome::Duplicate => report.samples_accepted += 1,
+                    SampleOutcome::Duplicate => {
+                        report.samples_accepted += 1;
+                        repeated = true;
+                    }
                     SampleOutcome::Rejected(reason) => {
                         tally.add(reason, 1, || example(&ts.labels, t));
                     }
@@ -470,11 +419,13 @@ impl Db {
         if !request.metadata.is_empty() {
             let mut map = self.metadata.lock();
             for m in &request.metadata {
-                if m.metric_family_name.is_empty() || map.get(&m.metric_family_name) == Some(m) {
-                    continue;
+                match metadata_limits::update(&mut map, m) {
+                    MetadataUpdate::Changed(stored) => changed_metadata.push(stored),
+                    MetadataUpdate::Unchanged => repeated |= !m.metric_family_name.is_empty(),
+                    MetadataUpdate::Dropped => {
+                        self.metadata_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                map.insert(m.metric_family_name.clone(), m.clone());
-                changed_metadata.push(m.clone());
             }
         }
         if !exemplars.is_empty() {
@@ -497,6 +448,15 @@ impl Db {
                     .logged
                     .store(true, std::sync::atomic::Ordering::Release);
             }
+        }
+        ticket.end();
+        if repeated {
+            // The repeated data may come from an append still before its WAL write,
+            // or from one whose write failed (the WAL is poisoned then): wait for
+            // those writes, then for their durability.
+            let horizon = self.inflight.horizon();
+            self.inflight.wait_before(horizon);
+            self.wal.wait_durable()?;
         }
         Ok(report)
     }
@@ -703,7 +663,8 @@ impl Db {
     }
 
     pub fn stats(&self) -> DbStats {
-        let memory = self.head.memory();
+        let memory = *self.head_memory.lock();
+        let counts = self.head.counts();
         let blocks = self.blocks_snapshot();
         let wal = self.wal.stats();
         let head_range = self.head.time_range();
@@ -719,9 +680,9 @@ impl Db {
             .max();
         let overhead = memory.series_bytes + memory.index_bytes;
         DbStats {
-            head_series: memory.series as u64,
-            head_chunks: memory.chunks as u64,
-            head_samples: memory.samples as u64,
+            head_series: counts.series,
+            head_chunks: counts.chunks,
+            head_samples: counts.samples,
             blocks: blocks.len() as u64,
             block_bytes: blocks.iter().map(|b| b.file_bytes()).sum(),
             wal_segments: wal.segments,
@@ -733,7 +694,14 @@ impl Db {
             head_bytes: (overhead + memory.sample_bytes) as u64,
             head_series_overhead_bytes: overhead as u64,
             samples_in_blocks: blocks.iter().map(|b| b.meta().num_samples).sum(),
+            metadata_dropped_total: self.metadata_dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Recomputes the head's byte estimates for [`Db::stats`] (walks every series).
+    pub(crate) fn refresh_head_memory(&self) {
+        let memory = self.head.memory();
+        *self.head_memory.lock() = memory;
     }
 
     /// Makes all WAL writes durable (called at shutdown).

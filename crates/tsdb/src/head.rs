@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use roaring::RoaringBitmap;
@@ -182,6 +182,10 @@ impl SeriesData {
         self.out_of_order.retain(|s| s.0 >= boundary);
     }
 
+    fn num_samples(&self) -> usize {
+        self.chunks.iter().map(XorChunk::num_samples).sum::<usize>() + self.out_of_order.len()
+    }
+
     fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * std::mem::size_of::<XorChunk>()
             + self.chunks.iter().map(|c| c.bytes().len()).sum::<usize>()
@@ -344,7 +348,6 @@ impl HeadInner {
 /// Figures of the head's memory use, from [`Head::memory`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct HeadMemory {
-    pub(crate) series: usize,
     /// Series structs, label id arrays, maps and the symbol table.
     pub(crate) series_bytes: usize,
     pub(crate) index_bytes: usize,
@@ -354,12 +357,24 @@ pub(crate) struct HeadMemory {
     pub(crate) chunks: usize,
 }
 
+/// Series, chunks and samples in the head, kept up to date on every change so that
+/// reading them ([`Head::counts`]) takes no lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HeadCounts {
+    pub(crate) series: u64,
+    pub(crate) chunks: u64,
+    pub(crate) samples: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Head {
     inner: RwLock<HeadInner>,
     block_range: i64,
     min_time: AtomicI64,
     max_time: AtomicI64,
+    num_series: AtomicU64,
+    num_chunks: AtomicU64,
+    num_samples: AtomicU64,
     /// During WAL replay: refs whose label set was already known under another ref.
     aliases: Mutex<HashMap<u32, u32>>,
 }
@@ -385,15 +400,14 @@ impl AppendGuard<'_> {
         v: f64,
         ooo_window: i64,
     ) -> SampleOutcome {
-        let outcome = series.data.lock().append(
-            t,
-            v,
-            self.inner.min_valid,
-            ooo_window,
-            self.head.block_range,
-        );
+        let min_valid = self.head.appendable_min(self.inner.min_valid, ooo_window);
+        let mut data = series.data.lock();
+        let chunks_before = data.chunks.len();
+        let outcome = data.append(t, v, min_valid, ooo_window, self.head.block_range);
+        let new_chunks = data.chunks.len().saturating_sub(chunks_before);
+        drop(data);
         if outcome == SampleOutcome::Appended {
-            self.head.note_time(t);
+            self.head.note_append(t, new_chunks);
         }
         outcome
     }
@@ -434,7 +448,11 @@ impl<'a> CreateGuard<'a> {
             return None;
         }
         let id = self.inner.next_id;
-        Some((self.inner.insert(id, labels, fingerprint), true))
+        let series = self.inner.insert(id, labels, fingerprint);
+        self.head
+            .num_series
+            .store(self.inner.series.len() as u64, Ordering::Relaxed);
+        Some((series, true))
     }
 
     pub(crate) fn downgrade(self) -> AppendGuard<'a> {
@@ -456,13 +474,44 @@ impl Head {
             block_range: block_range.max(1),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
+            num_series: AtomicU64::new(0),
+            num_chunks: AtomicU64::new(0),
+            num_samples: AtomicU64::new(0),
             aliases: Mutex::new(HashMap::new()),
         }
     }
 
-    fn note_time(&self, t: i64) {
+    /// Records one appended sample at `t` that opened `new_chunks` chunks.
+    fn note_append(&self, t: i64, new_chunks: usize) {
         self.min_time.fetch_min(t, Ordering::Relaxed);
         self.max_time.fetch_max(t, Ordering::Relaxed);
+        self.num_samples.fetch_add(1, Ordering::Relaxed);
+        if new_chunks > 0 {
+            self.num_chunks
+                .fetch_add(new_chunks as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The oldest time the write path accepts (Prometheus' appendable window): not
+    /// before `min_valid` (persisted) nor more than max(block_range / 2, ooo_window)
+    /// before the newest sample in the head, whatever the series — so a new series
+    /// cannot write far into the past.
+    fn appendable_min(&self, min_valid: i64, ooo_window: i64) -> i64 {
+        let head_max = self.max_time.load(Ordering::Relaxed);
+        if head_max == i64::MIN {
+            return min_valid;
+        }
+        let window = (self.block_range / 2).max(ooo_window);
+        min_valid.max(head_max.saturating_sub(window))
+    }
+
+    /// Series, chunks and samples in the head (lock-free).
+    pub(crate) fn counts(&self) -> HeadCounts {
+        HeadCounts {
+            series: self.num_series.load(Ordering::Relaxed),
+            chunks: self.num_chunks.load(Ordering::Relaxed),
+            samples: self.num_samples.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn append_guard(&self) -> AppendGuard<'_> {
@@ -493,6 +542,13 @@ impl Head {
     pub(crate) fn set_min_valid(&self, boundary: i64) {
         let mut inner = self.inner.write();
         inner.min_valid = inner.min_valid.max(boundary);
+    }
+
+    /// Moves the boundary back after a block cut failed, so the samples it did not
+    /// persist stay writable and are cut again. Only maintenance (one at a time)
+    /// moves the boundary.
+    pub(crate) fn restore_min_valid(&self, previous: i64) {
+        self.inner.write().min_valid = previous;
     }
 
     pub(crate) fn next_id(&self) -> u32 {
@@ -620,6 +676,7 @@ impl Head {
         let mut empty = Vec::new();
         let mut min_time = i64::MAX;
         let mut max_time = i64::MIN;
+        let (mut chunks, mut samples) = (0u64, 0u64);
         for (id, series) in &inner.series {
             let mut data = series.data.lock();
             data.truncate_before(boundary);
@@ -627,6 +684,8 @@ impl Head {
                 empty.push(*id);
                 continue;
             }
+            chunks += data.chunks.len() as u64;
+            samples += data.num_samples() as u64;
             if let Some(t) = data.min_time() {
                 min_time = min_time.min(t);
             }
@@ -639,8 +698,17 @@ impl Head {
         for id in &empty {
             inner.remove(*id);
         }
+        // Appends wait for the write lock held here, so the counts are exact.
+        self.num_series
+            .store(inner.series.len() as u64, Ordering::Relaxed);
+        self.num_chunks.store(chunks, Ordering::Relaxed);
+        self.num_samples.store(samples, Ordering::Relaxed);
         self.min_time.store(min_time, Ordering::Relaxed);
-        self.max_time.store(max_time, Ordering::Relaxed);
+        // The head's newest time never goes back while series remain (the appendable
+        // window is relative to it).
+        if max_time != i64::MIN {
+            self.max_time.fetch_max(max_time, Ordering::Relaxed);
+        }
         empty.len()
     }
 
@@ -666,6 +734,8 @@ impl Head {
         }
         let series = inner.insert(id, labels, fingerprint);
         series.logged.store(true, Ordering::Relaxed);
+        self.num_series
+            .store(inner.series.len() as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn finish_replay(&self) {
@@ -688,13 +758,13 @@ impl Head {
         let Some(series) = guard.inner.series.get(&id) else {
             return false;
         };
-        let outcome =
-            series
-                .data
-                .lock()
-                .append(t, v, guard.inner.min_valid, i64::MAX, self.block_range);
+        let mut data = series.data.lock();
+        let chunks_before = data.chunks.len();
+        let outcome = data.append(t, v, guard.inner.min_valid, i64::MAX, self.block_range);
+        let new_chunks = data.chunks.len().saturating_sub(chunks_before);
+        drop(data);
         if outcome == SampleOutcome::Appended {
-            self.note_time(t);
+            self.note_append(t, new_chunks);
         }
         outcome != SampleOutcome::Rejected(RejectReason::TooOld)
     }
@@ -702,7 +772,6 @@ impl Head {
     pub(crate) fn memory(&self) -> HeadMemory {
         let inner = self.inner.read();
         let mut memory = HeadMemory {
-            series: inner.series.len(),
             index_bytes: inner.index.heap_bytes(),
             ..HeadMemory::default()
         };
@@ -715,8 +784,7 @@ impl Head {
             let data = series.data.lock();
             memory.sample_bytes += data.heap_bytes();
             memory.chunks += data.chunks.len();
-            memory.samples += data.chunks.iter().map(XorChunk::num_samples).sum::<usize>()
-                + data.out_of_order.len();
+            memory.samples += data.num_samples();
         }
         memory
     }

@@ -13,6 +13,8 @@ use sightline_model::{
 
 use crate::{Db, DbOptions, Error, MatchOp, Matcher, RejectReason};
 
+mod review_fixes;
+
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 
@@ -385,6 +387,7 @@ fn head_bytes_per_series() {
         }
         db.append(&request).unwrap();
     }
+    db.maintain().unwrap(); // byte estimates are refreshed by maintenance
     let stats = db.stats();
     assert_eq!(stats.head_series, n as u64);
     let overhead = stats.head_series_overhead_bytes as f64 / n as f64;

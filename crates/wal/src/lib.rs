@@ -251,6 +251,22 @@ impl Wal {
         self.shared.sync()
     }
 
+    /// Waits until every record appended before the call is durable under the fsync
+    /// policy, without forcing an fsync of its own under `Batch` (it waits for the
+    /// group fsync that covers them): under `Always` it fsyncs like [`Wal::sync`],
+    /// under `None` it returns at once. Fails with [`Error::Poisoned`] whenever the log
+    /// is poisoned, even if nothing is pending, so a caller never reports success for
+    /// data whose write failed.
+    pub fn wait_durable(&self) -> Result<()> {
+        self.shared.wait_all_durable()
+    }
+
+    /// Poisons the log as a failed write would (for tests of callers' error paths).
+    #[doc(hidden)]
+    pub fn poison_for_tests(&self, reason: &str) {
+        self.shared.poison(reason.to_owned());
+    }
+
     /// Counters for the server's `/metrics`.
     pub fn stats(&self) -> WalStats {
         self.shared.stats()

@@ -253,6 +253,18 @@ impl Shared {
         self.wait_durable(target, true)
     }
 
+    /// Blocks until every record written so far is durable under the policy; fails
+    /// whenever the log is poisoned.
+    pub(crate) fn wait_all_durable(&self) -> Result<()> {
+        self.check_poisoned()?;
+        let target = self.sync.lock().written_seq;
+        match self.options.fsync {
+            FsyncPolicy::None => Ok(()),
+            FsyncPolicy::Always => self.wait_durable(target, true),
+            FsyncPolicy::Batch { .. } => self.wait_durable(target, false),
+        }
+    }
+
     /// Blocks until record `seq` is durable. With `lead`, runs the fsync itself when no
     /// one else is; otherwise waits for the background syncer.
     fn wait_durable(&self, seq: u64, lead: bool) -> Result<()> {
@@ -321,7 +333,7 @@ impl Shared {
         Err(Error::Poisoned(reason))
     }
 
-    fn poison(&self, reason: String) {
+    pub(crate) fn poison(&self, reason: String) {
         tracing::error!(reason = %reason, "wal poisoned: refusing further appends");
         let mut sync = self.sync.lock();
         sync.poisoned.get_or_insert(reason);

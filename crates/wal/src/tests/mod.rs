@@ -415,3 +415,40 @@ fn an_append_returns_after_its_fsync_under_each_policy() {
         assert_eq!(wal.stats().fsyncs_total, 1, "{policy:?}");
     }
 }
+
+#[test]
+fn wait_durable_waits_for_the_group_fsync_and_reports_poison() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = FsyncPolicy::Batch {
+        max_delay: Duration::MAX,
+    };
+    let (wal, _) = open(dir.path(), options(1 << 20, policy));
+    // Nothing pending: returns at once.
+    wal.wait_durable().unwrap();
+    std::thread::scope(|scope| {
+        let appender = scope.spawn(|| wal.append(b"pending"));
+        while wal.stats().records_appended_total == 0 {
+            std::thread::yield_now();
+        }
+        let waiter = scope.spawn(|| wal.wait_durable());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !waiter.is_finished(),
+            "returned before the record was durable"
+        );
+        wal.sync().unwrap();
+        waiter.join().unwrap().unwrap();
+        appender.join().unwrap().unwrap();
+    });
+    // Poisoned: fails even though everything written is durable.
+    wal.poison_for_tests("test");
+    assert!(matches!(wal.wait_durable(), Err(Error::Poisoned(_))));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = open(dir.path(), options(1 << 20, FsyncPolicy::None));
+    wal.append(b"x").unwrap();
+    wal.wait_durable().unwrap();
+    wal.shared.fail_next_write.store(true, Ordering::SeqCst);
+    assert!(wal.append(b"y").is_err());
+    assert!(matches!(wal.wait_durable(), Err(Error::Poisoned(_))));
+}
