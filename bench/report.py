@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Turns the per-system JSON files written by bench/compare.sh into bench/RESULTS.md.
+
+Targets (from the issue) are checked against VictoriaMetrics and in absolute terms:
+  samples/s accepted      >= 1.5x VictoriaMetrics
+  disk bytes per sample   <= 0.8x VictoriaMetrics
+  RSS per active series   <= 1 kB (1000 bytes)
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+
+NAMES = {
+    "sightline": "Sightline",
+    "prometheus": "Prometheus",
+    "victoriametrics": "VictoriaMetrics",
+}
+RSS_TARGET_BYTES = 1000
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def machine():
+    cpu = "unknown"
+    for line in read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = "unknown"
+    for line in read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": memory,
+        "kernel": platform.release(),
+    }
+
+
+def git_head():
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def human_bytes(value):
+    if value is None:
+        return "n/a"
+    for unit in ["B", "KiB", "MiB", "GiB"]:
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{value:.0f} B"
+        value /= 1024
+    return f"{value}"
+
+
+def fmt(value, digits=2):
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+class Figures:
+    """The headline figures of one system, or None where it failed."""
+
+    def __init__(self, data):
+        self.data = data
+        self.ok = bool(data) and not data.get("failed") and "load" in data
+        load = data.get("load", {}) if self.ok else {}
+        self.load = load
+        self.accepted = load.get("samples_accepted") or 0
+        self.samples_per_second = load.get("samples_per_second_accepted") if self.ok else None
+        series = load.get("distinct_series") or 0
+        self.series = series
+
+        def per_sample(key):
+            value = data.get(key) or 0
+            return value / self.accepted if self.ok and self.accepted and value else None
+
+        def per_series(key):
+            value = data.get(key) or 0
+            return value / series if self.ok and series and value else None
+
+        self.disk_per_sample = per_sample("disk_apparent_bytes")
+        self.disk_allocated_per_sample = per_sample("disk_allocated_bytes")
+        self.block_per_sample = per_sample("block_apparent_bytes")
+        self.rss_per_series = per_series("rss_bytes")
+        self.hwm_per_series = per_series("hwm_bytes")
+
+    def persisted_per_sample(self):
+        """Bytes per sample of the persisted, compacted form (Prometheus: snapshot block)."""
+        return self.block_per_sample or self.disk_per_sample
+
+
+def ratio(ours, theirs):
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return ours / theirs
+
+
+def ratio_text(value):
+    return "n/a" if value is None else f"{value:.2f}×"
+
+
+def verdict(value, limit, higher_is_better):
+    if value is None:
+        return "not measured"
+    met = value >= limit if higher_is_better else value <= limit
+    return "**met**" if met else "**not met**"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--systems", required=True)
+    parser.add_argument("--total-seconds", type=int, required=True)
+    parser.add_argument("--build-seconds", type=int, default=0)
+    parser.add_argument("--expected-up-samples", type=int, required=True)
+    parser.add_argument("--command", default="bench/compare.sh")
+    parser.add_argument("--env", default="")
+    args = parser.parse_args()
+
+    systems = args.systems.split()
+    raw = {}
+    for system in systems:
+        text = read(os.path.join(args.results, f"{system}.json"))
+        raw[system] = json.loads(text) if text.strip() else {"failed": True}
+    figures = {system: Figures(raw[system]) for system in systems}
+    some_load = next((f.load for f in figures.values() if f.ok), {})
+    info = machine()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    out = []
+    emit = out.append
+    emit("# Sightline performance bench: results")
+    emit("")
+    emit(f"Generated by `{args.command}` on {now} (workspace commit `{git_head()}`, "
+         "plus uncommitted work in progress at that time). "
+         f"The whole script took **{args.total_seconds} s** "
+         f"({args.total_seconds / 60:.1f} min), of which {args.build_seconds} s release build"
+         + (" (skipped)." if args.build_seconds == 0 else "."))
+    emit("")
+    emit("## Machine")
+    emit("")
+    emit(f"- CPUs: {info['nproc']} × {info['cpu']}")
+    emit(f"- Memory: {info['memory']}; kernel {info['kernel']}")
+    emit("- The load generator runs on the same 2 cores as the system under test "
+         "(see README: figures are lower bounds for every system alike).")
+    emit("")
+    emit("## Versions")
+    emit("")
+    for system in systems:
+        version = raw[system].get("version") or "n/a"
+        emit(f"- {NAMES.get(system, system)}: {version}")
+    emit("")
+    emit("## Load (identical for every system)")
+    emit("")
+    if some_load:
+        emit(f"- `{args.env}`")
+        emit(f"- {some_load['targets']} node_exporter-like targets × "
+             f"{some_load['series_per_target']} series = **{some_load['active_series']:,} active series** "
+             f"({some_load['distinct_series']:,} distinct with churn {some_load['churn']})")
+        emit(f"- {some_load['rounds_requested']} rounds of {some_load['interval_seconds']:.0f} s simulated "
+             f"scrape interval = {some_load['rounds_requested'] * some_load['interval_seconds'] / 60:.0f} min "
+             f"of data, **{some_load['samples_sent']:,} samples** per system, sent as fast as accepted")
+        emit(f"- {some_load['concurrency']} connections, {some_load['batch_size']} samples per request, "
+             f"seed {some_load['seed']}; every system receives byte-identical requests "
+             f"({some_load['bytes_sent'] / some_load['samples_sent']:.1f} B/sample on the wire, snappy)")
+    emit("")
+
+    header = "| Figure | " + " | ".join(NAMES.get(s, s) for s in systems) + " |"
+    emit("## Results")
+    emit("")
+    emit(header)
+    emit("|---|" + "---:|" * len(systems))
+
+    def row(label, values):
+        emit(f"| {label} | " + " | ".join(values) + " |")
+
+    def each(function):
+        return [function(figures[s]) if figures[s].ok else "failed" for s in systems]
+
+    row("samples/s accepted", each(lambda f: fmt(f.samples_per_second)))
+    row("samples accepted / sent", each(lambda f: f"{f.accepted:,} / {f.load.get('samples_sent', 0):,}"))
+    row("failed requests", each(lambda f: ", ".join(f"{k}: {v}" for k, v in f.load.get("errors", {}).items()) or "0"))
+    row("load wall time", each(lambda f: f"{f.load.get('wall_seconds', 0):.1f} s"))
+    row("loadgen CPU during the load", each(
+        lambda f: f"{f.load.get('loadgen_cpu_seconds', 0):.1f} s "
+                  f"({100 * f.load.get('loadgen_cpu_seconds', 0) / max(f.load.get('wall_seconds', 1), 1e-9):.0f}% of a core)"))
+    row("request latency p50 / p99", each(lambda f: f"{f.load.get('latency_ms_p50', 0):.1f} / {f.load.get('latency_ms_p99', 0):.1f} ms"))
+    row("disk after persist (du -sb)", each(lambda f: human_bytes(f.data.get("disk_apparent_bytes"))))
+    row("**disk bytes / sample** (apparent)", each(lambda f: fmt(f.disk_per_sample)))
+    row("disk bytes / sample (allocated, du -sB1)", each(lambda f: fmt(f.disk_allocated_per_sample)))
+    row("persisted block bytes / sample", each(
+        lambda f: fmt(f.block_per_sample) + " (snapshot block)" if f.block_per_sample else fmt(f.disk_per_sample)))
+    row("RSS after load (VmRSS)", each(lambda f: human_bytes(f.data.get("rss_bytes"))))
+    row("**RSS bytes / active series**", each(lambda f: fmt(f.rss_per_series, 0)))
+    row("peak RSS (VmHWM) / active series", each(lambda f: fmt(f.hwm_per_series, 0)))
+    row(f"check: count(up) (expect {some_load.get('targets', 0):,})", each(lambda f: str(f.data.get("check_up_count"))))
+    row(f"check: sum(count_over_time(up)) (expect {args.expected_up_samples:,})", each(lambda f: str(f.data.get("check_up_samples"))))
+    emit("")
+
+    ours = figures.get("sightline")
+    vm = figures.get("victoriametrics")
+    prom = figures.get("prometheus")
+    if ours and ours.ok:
+        emit("## Sightline against the targets")
+        emit("")
+        emit("| Figure | Sightline | ÷ VictoriaMetrics | ÷ Prometheus | Target | Verdict |")
+        emit("|---|---:|---:|---:|---|---|")
+        vm_ok = vm is not None and vm.ok
+        prom_ok = prom is not None and prom.ok
+        speed_vm = ratio(ours.samples_per_second, vm.samples_per_second) if vm_ok else None
+        speed_prom = ratio(ours.samples_per_second, prom.samples_per_second) if prom_ok else None
+        emit(f"| samples/s accepted | {fmt(ours.samples_per_second)} | {ratio_text(speed_vm)} | "
+             f"{ratio_text(speed_prom)} | ≥ 1.5× VictoriaMetrics | {verdict(speed_vm, 1.5, True)} |")
+        disk_vm = ratio(ours.disk_per_sample, vm.disk_per_sample) if vm_ok else None
+        disk_prom = ratio(ours.disk_per_sample, prom.persisted_per_sample()) if prom_ok else None
+        emit(f"| disk bytes / sample | {fmt(ours.disk_per_sample)} | {ratio_text(disk_vm)} | "
+             f"{ratio_text(disk_prom)} (vs its block) | ≤ 0.8× VictoriaMetrics | {verdict(disk_vm, 0.8, False)} |")
+        rss_vm = ratio(ours.rss_per_series, vm.rss_per_series) if vm_ok else None
+        rss_prom = ratio(ours.rss_per_series, prom.rss_per_series) if prom_ok else None
+        emit(f"| RSS bytes / active series | {fmt(ours.rss_per_series, 0)} | {ratio_text(rss_vm)} | "
+             f"{ratio_text(rss_prom)} | ≤ 1 kB ({RSS_TARGET_BYTES} B) | "
+             f"{verdict(ours.rss_per_series, RSS_TARGET_BYTES, False)} |")
+        emit("")
+        emit("Ratios are Sightline's figure divided by the peer's: above 1 is more samples/s, "
+             "more bytes, more memory.")
+        emit("")
+    elif "sightline" in systems:
+        emit("## Sightline against the targets")
+        emit("")
+        emit("Sightline did not complete the run (see the failed column); no ratios.")
+        emit("")
+
+    emit("## How each system was made to persist, and what was measured")
+    emit("")
+    for system in systems:
+        data = raw[system]
+        if data.get("failed"):
+            emit(f"- **{NAMES.get(system, system)}**: failed to start or run.")
+            continue
+        emit(f"- **{NAMES.get(system, system)}**: {data.get('persist_note')} "
+             f"(persist step {data.get('persist_seconds')} s; whole run {data.get('seconds')} s). "
+             f"Data dir layout (apparent bytes): `{data.get('layout', '').strip()}`")
+        if data.get("self_metrics"):
+            emit(f"  Self-metrics after load: `{data['self_metrics']}`")
+    emit("")
+    sightline_config = read(os.path.join(args.results, "sightline-config.yaml")).strip()
+    if sightline_config:
+        emit("Sightline ran with this config (everything else default):")
+        emit("")
+        emit("```yaml")
+        emit(sightline_config)
+        emit("```")
+        emit("")
+    emit("Definitions: *samples/s accepted* = samples in 2xx responses ÷ load wall time. "
+         "*Disk bytes / sample* = `du -sb` of the data dir after the persist step ÷ samples "
+         "accepted. *RSS / active series* = VmRSS (from /proc/PID/status right after the load, "
+         "before persisting) ÷ distinct series sent. See bench/README.md for caveats.")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
