@@ -37,9 +37,7 @@ impl TenantId {
             c.is_ascii_alphanumeric() || matches!(c, '!' | '-' | '_' | '.' | '*' | '\'' | '(' | ')')
         };
         if !id.chars().all(allowed) {
-            return Err(invalid(
-                "only letters, digits and !-_.*'() are allowed",
-            ));
+            return Err(invalid("only letters, digits and !-_.*'() are allowed"));
         }
         Ok(TenantId(id.to_string()))
     }

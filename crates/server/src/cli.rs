@@ -70,6 +70,10 @@ pub(crate) struct ServeArgs {
     /// [default: info].
     #[arg(long, env = "SIGHTLINE_LOG_LEVEL", value_name = "LEVEL")]
     pub(crate) log_level: Option<String>,
+    /// Serve the admin API (`POST /api/sightline/v1/admin/flush`), which has no
+    /// authentication [default: off].
+    #[arg(long, env = "SIGHTLINE_ENABLE_ADMIN_API")]
+    pub(crate) enable_admin_api: bool,
 }
 
 impl ServeArgs {
@@ -109,6 +113,9 @@ impl ServeArgs {
         }
         if let Some(level) = &self.log_level {
             config.server.log_level = level.clone();
+        }
+        if self.enable_admin_api {
+            config.server.enable_admin_api = true;
         }
         config
     }
@@ -212,6 +219,20 @@ mod tests {
             config.server.otlp_grpc_listen,
             "127.0.0.1:4317".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn enable_admin_api_flag() {
+        if std::env::var_os("SIGHTLINE_ENABLE_ADMIN_API").is_none() {
+            assert!(
+                !serve_args(&[])
+                    .apply(Config::default())
+                    .server
+                    .enable_admin_api
+            );
+        }
+        let args = serve_args(&["--enable-admin-api"]);
+        assert!(args.apply(Config::default()).server.enable_admin_api);
     }
 
     #[test]

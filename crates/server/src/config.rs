@@ -63,6 +63,14 @@ pub(crate) struct ServerConfig {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT before the
     /// stores are closed anyway.
     pub(crate) shutdown_timeout: ConfigDuration,
+    /// Bytes of decompressed ingest bodies being decoded at once, across all requests
+    /// and tenants. A request waits (never fails) until its share is free, so memory
+    /// stays bounded under bursts of large writes. Must be at least
+    /// `max_decompressed_body_bytes`.
+    pub(crate) max_inflight_decompressed_bytes: ByteSize,
+    /// Serve the admin API (`POST /api/sightline/v1/admin/flush`) on `listen`. Off by
+    /// default, like Prometheus' `--web.enable-admin-api`: it has no authentication.
+    pub(crate) enable_admin_api: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +84,8 @@ impl Default for ServerConfig {
             max_request_body_bytes: ByteSize(16 << 20),
             max_decompressed_body_bytes: ByteSize(64 << 20),
             shutdown_timeout: ConfigDuration::from_secs(30),
+            max_inflight_decompressed_bytes: ByteSize(256 << 20),
+            enable_admin_api: false,
         }
     }
 }
@@ -190,6 +200,9 @@ pub(crate) struct LimitsConfig {
     pub(crate) max_label_name_bytes: usize,
     /// Longest label value, in bytes.
     pub(crate) max_label_value_bytes: usize,
+    /// Most tenants (distinct `X-Scope-OrgID`s) this server keeps; each has its own
+    /// store, WAL and thread. A write for a new tenant past it gets 429.
+    pub(crate) max_tenants: usize,
 }
 
 impl Default for LimitsConfig {
@@ -201,6 +214,7 @@ impl Default for LimitsConfig {
             max_label_names_per_series: 40,
             max_label_name_bytes: 1024,
             max_label_value_bytes: 4096,
+            max_tenants: 1000,
         }
     }
 }
@@ -287,6 +301,12 @@ impl Config {
             server.max_decompressed_body_bytes.0 <= u64::from(u32::MAX),
             "server.max_decompressed_body_bytes must be at most 4GiB",
         );
+        check(
+            server.max_inflight_decompressed_bytes.0 >= server.max_decompressed_body_bytes.0,
+            "server.max_inflight_decompressed_bytes must be at least \
+             server.max_decompressed_body_bytes",
+        );
+        check(limits.max_tenants > 0, "limits.max_tenants must be above 0");
         check(
             self.storage.wal.segment_size_bytes.0 >= 1 << 20,
             "storage.wal.segment_size_bytes must be at least 1MiB",

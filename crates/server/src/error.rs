@@ -23,6 +23,9 @@ pub(crate) enum ErrorKind {
     Unavailable,
     /// A path or resource that does not exist (404, `not_found`).
     NotFound,
+    /// An endpoint that is switched off by configuration, e.g. the admin API (403,
+    /// `unavailable` as Prometheus says for its disabled admin API).
+    Forbidden,
     /// A feature of a protocol we do not serve yet (501).
     NotImplemented,
     /// The request's Content-Type is not one this endpoint reads (415).
@@ -41,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,7 +60,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "unavailable",
             ErrorKind::Execution => "execution",
             ErrorKind::Timeout => "timeout",
-            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unavailable | ErrorKind::Forbidden => "unavailable",
             ErrorKind::NotFound => "not_found",
             ErrorKind::NotImplemented | ErrorKind::Internal => "internal",
         }
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::Timeout => tonic::Code::DeadlineExceeded,
             ErrorKind::Unavailable => tonic::Code::Unavailable,
             ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::Forbidden => tonic::Code::PermissionDenied,
             ErrorKind::NotImplemented => tonic::Code::Unimplemented,
             ErrorKind::UnsupportedMediaType => tonic::Code::InvalidArgument,
             ErrorKind::Internal => tonic::Code::Internal,
@@ -264,6 +269,12 @@ mod tests {
                 tonic::Code::Unavailable,
             ),
             (ErrorKind::NotFound, 404, "not_found", tonic::Code::NotFound),
+            (
+                ErrorKind::Forbidden,
+                403,
+                "unavailable",
+                tonic::Code::PermissionDenied,
+            ),
             (
                 ErrorKind::NotImplemented,
                 501,

@@ -43,29 +43,32 @@ async fn healthy() -> &'static str {
     "Sightline is Healthy.\n"
 }
 
-/// `GET /-/ready`: 200 once every store is open, 503 before and during shutdown.
+/// `GET /-/ready`: 200 once every store is open; 503 with the reason before, during
+/// shutdown, and after a tenant's write-ahead log failed.
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.is_ready() {
-        (StatusCode::OK, "Sightline is Ready.\n").into_response()
-    } else if state.is_shutting_down() {
-        (
+    match state.not_ready_reason() {
+        None => (StatusCode::OK, "Sightline is Ready.\n").into_response(),
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "Sightline is shutting down.\n",
+            format!("Sightline is not ready: {reason}.\n"),
         )
-            .into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sightline is not ready: replaying write-ahead logs.\n",
-        )
-            .into_response()
+            .into_response(),
     }
 }
 
 /// `POST /api/sightline/v1/admin/flush`: writes every tenant's head to blocks (or only
 /// the tenant named by `X-Scope-OrgID`), truncating the WALs. Used by tests and
-/// benchmarks.
+/// benchmarks. Only with `server.enable_admin_api` (`--enable-admin-api`), as it has
+/// no authentication; otherwise 403 in the Prometheus error shape naming the option.
 async fn admin_flush(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.config().server.enable_admin_api {
+        return ApiError::new(
+            ErrorKind::Forbidden,
+            "admin APIs are disabled: start the server with --enable-admin-api \
+             (server.enable_admin_api: true, env SIGHTLINE_ENABLE_ADMIN_API=true)",
+        )
+        .into_prometheus_response();
+    }
     match admin_flush_inner(&state, &headers).await {
         Ok(flushed) => {
             tracing::debug!(tenants = flushed.len(), "admin flush done");
@@ -135,6 +138,7 @@ pub(crate) mod test_support {
                 ..Config::default()
             };
             config.storage.wal.fsync = crate::config::FsyncMode::None;
+            config.server.enable_admin_api = true;
             change(&mut config);
             let lock = DataDirLock::acquire(&config.data_dir).expect("lock");
             let state = AppState::new(config, lock);
@@ -287,8 +291,9 @@ mod tests {
             series("a", "2", &[(t, 1.0)]),
             series("a", "3", &[(t, 1.0)]),
         ]);
+        // Larger than the burst: can never succeed, so 400 (not retried), not 429.
         let (status, text) = post(&app, "/api/v1/write", None, three).await;
-        assert_eq!(status, 429, "{text}");
+        assert_eq!(status, 400, "{text}");
         assert!(text.contains("limits.ingestion_burst_samples"), "{text}");
         let two = body(vec![
             series("a", "1", &[(t, 1.0)]),
@@ -304,6 +309,103 @@ mod tests {
 
         let (status, _) = post(&app, "/api/v1/write", Some("../etc"), Vec::new()).await;
         assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn tenants_past_max_tenants_and_reserved_names_are_refused() {
+        let app = TestApp::spawn(|config| config.limits.max_tenants = 1).await;
+        let t = now_ns();
+        let write = || body(vec![series("up", "1", &[(t, 1.0)])]);
+        assert_eq!(post(&app, "/api/v1/write", Some("a"), write()).await.0, 204);
+        let (status, text) = post(&app, "/api/v1/write", Some("b"), write()).await;
+        assert_eq!(status, 429, "{text}");
+        assert!(text.contains("limits.max_tenants=1"), "{text}");
+        assert!(!app.state.config().data_dir.join("b").exists());
+        for reserved in ["LOCK", ".hidden"] {
+            let (status, text) = post(&app, "/api/v1/write", Some(reserved), write()).await;
+            assert_eq!(status, 400, "{reserved}: {text}");
+            assert!(text.contains("invalid tenant id"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_exemplars_are_dropped_and_the_samples_kept() {
+        use sightline_ingest::remote_write::proto;
+        let app = TestApp::spawn(|_| {}).await;
+        let t = now_ns();
+        let mut request = to_proto(&WriteRequest {
+            series: vec![series("up", "1", &[(t, 1.0)])],
+            metadata: Vec::new(),
+        });
+        request.timeseries[0].exemplars.push(proto::Exemplar {
+            labels: vec![proto::Label::new("trace_id", "x".repeat(200))],
+            value: 1.0,
+            timestamp: t / 1_000_000,
+        });
+        let (status, text) = post(&app, "/api/v1/write", None, encode_request(&request)).await;
+        assert_eq!(status, 204, "{text}");
+        let db = app
+            .state
+            .existing_metrics_db(&TenantId::default_tenant())
+            .expect("stored");
+        let matcher = Matcher::new(MatchOp::Equal, "__name__", "up").unwrap();
+        let found = db
+            .select(&[matcher], t - 1_000_000_000, t + 1_000_000_000)
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let metrics = reqwest::get(app.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("sightline_exemplars_rejected_total 1\n"),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_wait_for_the_decode_budget_and_health_stays_up() {
+        let app = TestApp::spawn(|config| {
+            config.server.max_inflight_decompressed_bytes =
+                config.server.max_decompressed_body_bytes;
+        })
+        .await;
+        // Take the whole budget, as if other large bodies were being decoded.
+        let held = app.state.decode_budget().acquire(u64::MAX).await.unwrap();
+        assert_eq!(app.state.decode_budget().available(), 0);
+        let t = now_ns();
+        let write = {
+            let url = app.url("/api/v1/write");
+            let body = body(vec![series("up", "1", &[(t, 1.0)])]);
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        };
+        // The write waits (it is not refused) while health checks are answered.
+        for _ in 0..5 {
+            let healthy = reqwest::get(app.url("/-/healthy")).await.unwrap();
+            assert_eq!(healthy.status(), 200);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!write.is_finished(), "the write must wait for the budget");
+        drop(held);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), write)
+            .await
+            .expect("write finishes once the budget is free")
+            .unwrap()
+            .unwrap();
+        assert_eq!(status, 204);
+        let budget = app.state.config().server.max_inflight_decompressed_bytes.0;
+        assert_eq!(app.state.decode_budget().available() as u64, budget);
     }
 
     #[tokio::test]
@@ -345,5 +447,34 @@ mod tests {
         );
         let (status, _) = post(&app, "/api/v1/write", None, Vec::new()).await;
         assert_eq!(status, 503);
+    }
+
+    #[tokio::test]
+    async fn ready_reports_a_failed_wal() {
+        let app = TestApp::spawn(|_| {}).await;
+        app.state
+            .mark_storage_failed(&TenantId::default_tenant(), "wal is poisoned");
+        let response = reqwest::get(app.url("/-/ready")).await.unwrap();
+        assert_eq!(response.status(), 503);
+        let text = response.text().await.unwrap();
+        assert!(text.contains("wal is poisoned"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn admin_flush_needs_enable_admin_api() {
+        let app = TestApp::spawn(|config| config.server.enable_admin_api = false).await;
+        let (status, text) = post(&app, "/api/sightline/v1/admin/flush", None, Vec::new()).await;
+        assert_eq!(status, 403, "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("prometheus shape");
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["errorType"], "unavailable");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains("--enable-admin-api"), "{error}");
+        assert!(error.contains("server.enable_admin_api"), "{error}");
+
+        let enabled = TestApp::spawn(|_| {}).await;
+        let (status, text) =
+            post(&enabled, "/api/sightline/v1/admin/flush", None, Vec::new()).await;
+        assert_eq!(status, 200, "{text}");
     }
 }

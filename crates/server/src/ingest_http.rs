@@ -1,10 +1,13 @@
 //! Ingest over HTTP: Prometheus remote_write 1.0 (`POST /api/v1/write`) and OTLP/HTTP
 //! metrics (`POST /v1/metrics`, protobuf or JSON, optionally gzip).
 //!
-//! Every write goes the same way: body read under `server.max_request_body_bytes`,
-//! decoded under `server.max_decompressed_body_bytes` and the label limits, the
-//! tenant's token bucket charged (`limits.ingestion_rate_samples_per_second`), then
-//! appended by the tenant's store off the async runtime. Samples the store cannot keep
+//! Every write goes the same way: body read under `server.max_request_body_bytes`;
+//! its decompressed size taken from the global budget
+//! `server.max_inflight_decompressed_bytes` (waiting, never failing, when it is spent);
+//! then, on the blocking pool (never on the async workers that serve health checks and
+//! queries): decoded under `server.max_decompressed_body_bytes` and the label limits,
+//! the tenant's token bucket charged (`limits.ingestion_rate_samples_per_second`), and
+//! appended by the tenant's store. Samples the store cannot keep
 //! are reported back, never silently lost.
 //!
 //! Native histograms in remote_write are not stored yet: the rest of the request is
@@ -26,6 +29,7 @@ use sightline_tsdb::{AppendReport, RejectReason};
 
 use crate::config::LimitsConfig;
 use crate::error::{ApiError, ErrorKind, OtlpEncoding, otlp_body_response};
+use crate::inflight::shrink_permit;
 use crate::self_metrics::{REASON_INVALID, REASON_RATE_LIMITED, REASON_UNSUPPORTED};
 use crate::state::AppState;
 use crate::tenant::tenant_from_headers;
@@ -118,9 +122,10 @@ pub(crate) fn ingest_error(error: sightline_ingest::Error) -> ApiError {
     }
 }
 
-/// Charges the tenant's rate limit, then appends `request` to the tenant's store on a
-/// blocking thread. Store rejections are in the returned report, not an error.
-pub(crate) async fn rate_limit_and_append(
+/// Charges the tenant's rate limit, then appends `request` to the tenant's store.
+/// BLOCKING: call it from `spawn_blocking`. Store rejections are in the returned
+/// report, not an error. A WAL failure also marks the server not ready.
+pub(crate) fn rate_limit_and_append_blocking(
     state: &AppState,
     tenant: &TenantId,
     request: WriteRequest,
@@ -130,25 +135,25 @@ pub(crate) async fn rate_limit_and_append(
     let metrics = state.self_metrics();
     metrics.add_samples_received(samples);
     if let Err(e) = state.rate_limiter().check(tenant, samples) {
-        metrics.add_samples_rejected(REASON_RATE_LIMITED, samples);
-        tracing::debug!(tenant = %tenant, samples, "samples rejected: rate limited");
+        let reason = if e.kind == ErrorKind::RateLimited {
+            REASON_RATE_LIMITED
+        } else {
+            REASON_INVALID
+        };
+        metrics.add_samples_rejected(reason, samples);
+        tracing::debug!(tenant = %tenant, samples, reason, "samples rejected by the rate limit");
         return Err(e);
     }
     if request.series.is_empty() && request.metadata.is_empty() {
         return Ok(AppendReport::default());
     }
-    let append_state = state.clone();
-    let append_tenant = tenant.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let db = append_state.metrics_db_for_write(&append_tenant)?;
-        db.append(&request).map_err(|e| {
-            ApiError::internal(format!(
-                "storing samples of tenant {append_tenant} failed: {e}"
-            ))
-        })
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
+    let db = state.metrics_db_for_write(tenant)?;
+    let report = db.append(&request).map_err(|e| {
+        if matches!(e, sightline_tsdb::Error::Wal(_)) {
+            state.mark_storage_failed(tenant, &e.to_string());
+        }
+        ApiError::internal(format!("storing samples of tenant {tenant} failed: {e}"))
+    })?;
     for rejection in &report.rejected {
         metrics.add_samples_rejected(rejection.reason.as_str(), rejection.count);
     }
@@ -161,6 +166,16 @@ pub(crate) async fn rate_limit_and_append(
         );
     }
     Ok(report)
+}
+
+/// Runs `work` on tokio's blocking pool, so decoding and appending never stall the
+/// async workers (health checks, queries).
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))?
 }
 
 /// One line per rejection reason: `out_of_order: 3 samples (e.g. ...)`.
@@ -185,8 +200,18 @@ pub(crate) fn describe_rejections(report: &AppendReport) -> String {
     )
 }
 
-/// `POST /api/v1/write`: remote_write 1.0. 204 on success; 400 naming each problem;
-/// 413 past a size limit; 429 past a rate or series limit; 503 while starting.
+/// `POST /api/v1/write`: remote_write 1.0. 204 on success; 400 naming each problem
+/// (also for a request with more samples than `limits.ingestion_burst_samples`, which
+/// could never succeed); 413 past a size limit; 429 past the ingestion rate, the series
+/// limit (`limits.max_series_per_tenant`: retrying later may succeed once series go
+/// stale, as Prometheus' own handler answers) or `limits.max_tenants`; 503 while
+/// starting.
+///
+/// Decoding (snappy, protobuf, validation) and the append run on the blocking pool,
+/// after taking the body's decompressed size from the global decode budget
+/// (`server.max_inflight_decompressed_bytes`; a request waits for it, never fails).
+/// Exemplars that break Prometheus' rules (label text over 128 characters, invalid
+/// UTF-8) are dropped, logged and counted, and the rest of the request is stored.
 async fn remote_write(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match remote_write_inner(&state, &headers, body).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -213,14 +238,34 @@ async fn remote_write_inner(
     state.check_accepting_writes()?;
     let config = state.config();
     let body = read_body_limited(headers, body, config.server.max_request_body_bytes.0).await?;
+    // The snappy header's claim, capped by the limit the decoder enforces; a body
+    // without a valid header fails decoding right away and costs its own size.
     let limits = decode_limits(state);
-    let decoded = sightline_ingest::remote_write::decode(&body, &limits).map_err(|e| {
+    let claimed = snap::raw::decompress_len(&body)
+        .unwrap_or(body.len())
+        .min(limits.max_decompressed_bytes);
+    let permit = state.decode_budget().acquire(claimed as u64).await?;
+    let work_state = state.clone();
+    run_blocking(move || {
+        let _permit = permit;
+        remote_write_blocking(&work_state, &tenant, &body, &limits)
+    })
+    .await
+}
+
+/// Decodes and stores one remote_write body. BLOCKING.
+fn remote_write_blocking(
+    state: &AppState,
+    tenant: &TenantId,
+    body: &[u8],
+    limits: &sightline_ingest::remote_write::DecodeLimits,
+) -> Result<(), ApiError> {
+    let decoded = sightline_ingest::remote_write::decode(body, limits).map_err(|e| {
         if !e.is_too_large() {
             state.self_metrics().add_invalid_write_request();
         }
         ingest_error(e)
     })?;
-    drop(body);
     if decoded.native_histograms_dropped > 0 {
         state
             .self_metrics()
@@ -231,7 +276,18 @@ async fn remote_write_inner(
             "native histogram samples dropped: not supported yet"
         );
     }
-    let report = rate_limit_and_append(state, &tenant, decoded.request).await?;
+    if decoded.exemplars_dropped > 0 {
+        state
+            .self_metrics()
+            .add_exemplars_rejected(decoded.exemplars_dropped);
+        tracing::debug!(
+            tenant = %tenant,
+            dropped = decoded.exemplars_dropped,
+            example = decoded.exemplar_drop_reason.as_deref().unwrap_or(""),
+            "invalid exemplars dropped"
+        );
+    }
+    let report = rate_limit_and_append_blocking(state, tenant, decoded.request)?;
     if report.rejected.is_empty() {
         return Ok(());
     }
@@ -248,7 +304,7 @@ async fn remote_write_inner(
     if series_limited {
         message.push_str(&format!(
             "; limit is {} series per tenant (limits.max_series_per_tenant)",
-            config.limits.max_series_per_tenant
+            state.config().limits.max_series_per_tenant
         ));
     }
     Err(ApiError::new(kind, message))
@@ -394,9 +450,20 @@ pub(crate) fn enforce_label_limits(
     (dropped, first_reason)
 }
 
-/// Decodes, translates and stores one OTLP metrics export; the partial success to
-/// report (if anything was dropped or rejected).
+/// Translates and stores one OTLP metrics export on the blocking pool; the partial
+/// success to report (if anything was dropped or rejected).
 pub(crate) async fn export_otlp_metrics(
+    state: &AppState,
+    tenant: &TenantId,
+    request: sightline_ingest::otlp::ExportMetricsServiceRequest,
+) -> Result<ExportMetricsServiceResponse, ApiError> {
+    let work_state = state.clone();
+    let tenant = tenant.clone();
+    run_blocking(move || export_otlp_metrics_blocking(&work_state, &tenant, &request)).await
+}
+
+/// Translates and stores one OTLP metrics export. BLOCKING.
+pub(crate) fn export_otlp_metrics_blocking(
     state: &AppState,
     tenant: &TenantId,
     request: &sightline_ingest::otlp::ExportMetricsServiceRequest,
@@ -407,13 +474,21 @@ pub(crate) async fn export_otlp_metrics(
     let mut reasons = translation.dropped_reasons;
     let metrics = state.self_metrics();
     metrics.add_samples_rejected(REASON_UNSUPPORTED, translation.dropped_data_points);
+    if translation.dropped_exemplars > 0 {
+        metrics.add_exemplars_rejected(translation.dropped_exemplars);
+        tracing::debug!(
+            tenant = %tenant,
+            dropped = translation.dropped_exemplars,
+            "otlp exemplars dropped: labels longer than 128 characters"
+        );
+    }
     let (over_limits, limit_reason) = enforce_label_limits(&mut write, &state.config().limits);
     if over_limits > 0 {
         metrics.add_samples_rejected(REASON_INVALID, over_limits);
         rejected += over_limits;
         reasons.extend(limit_reason);
     }
-    let report = rate_limit_and_append(state, tenant, write).await?;
+    let report = rate_limit_and_append_blocking(state, tenant, write)?;
     if !report.rejected.is_empty() {
         rejected += report.samples_rejected();
         reasons.push(describe_rejections(&report));
@@ -430,7 +505,9 @@ pub(crate) async fn export_otlp_metrics(
     })
 }
 
-/// `POST /v1/metrics`: OTLP/HTTP metrics export.
+/// `POST /v1/metrics`: OTLP/HTTP metrics export. Un-gzipping, decoding, translation
+/// and the append run on the blocking pool under the global decode budget (see
+/// [`remote_write`]).
 async fn otlp_metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let encoding = match otlp_encoding(&headers) {
         Ok(encoding) => encoding,
@@ -452,17 +529,40 @@ async fn otlp_metrics_inner(
     state.check_accepting_writes()?;
     let server = &state.config().server;
     let body = read_body_limited(headers, body, server.max_request_body_bytes.0).await?;
-    let body = decode_content_encoding(headers, body, server.max_decompressed_body_bytes.0)?;
-    let decoded = match encoding {
-        OtlpEncoding::Protobuf => sightline_ingest::otlp::decode_protobuf(&body),
-        OtlpEncoding::Json => sightline_ingest::otlp::decode_json(&body),
-    };
-    let request = decoded.map_err(|e| {
-        state.self_metrics().add_invalid_write_request();
-        ingest_error(e)
-    })?;
-    drop(body);
-    export_otlp_metrics(state, &tenant, &request).await
+    let limit = server.max_decompressed_body_bytes.0;
+    // A gzip body's real size is known only once inflated: reserve the limit, give
+    // back the rest afterwards.
+    let compressed = is_gzip(headers);
+    let reserve = if compressed { limit } else { body.len() as u64 };
+    let mut permit = state.decode_budget().acquire(reserve).await?;
+    let work_state = state.clone();
+    let headers = headers.clone();
+    run_blocking(move || {
+        let body = decode_content_encoding(&headers, body, limit)?;
+        shrink_permit(&mut permit, body.len() as u64);
+        let _permit = permit;
+        let decoded = match encoding {
+            OtlpEncoding::Protobuf => sightline_ingest::otlp::decode_protobuf(&body),
+            OtlpEncoding::Json => sightline_ingest::otlp::decode_json(&body),
+        };
+        let request = decoded.map_err(|e| {
+            work_state.self_metrics().add_invalid_write_request();
+            ingest_error(e)
+        })?;
+        drop(body);
+        export_otlp_metrics_blocking(&work_state, &tenant, &request)
+    })
+    .await
+}
+
+fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip")
+        })
 }
 
 /// The success response, in the request's encoding. JSON follows the proto3 JSON

@@ -34,7 +34,9 @@ impl IngestionRateLimiter {
     }
 
     /// Takes `samples` tokens from `tenant`'s bucket, or refuses the whole request (429
-    /// naming the limit) when there are not enough.
+    /// naming the limit) when there are not enough. A request with more samples than
+    /// the burst could never succeed, so it is refused as bad data (400, naming
+    /// `limits.ingestion_burst_samples`): a 429 would make Prometheus retry it forever.
     pub(crate) fn check(&self, tenant: &TenantId, samples: u64) -> Result<(), ApiError> {
         self.check_at(tenant, samples, Instant::now())
     }
@@ -51,7 +53,7 @@ impl IngestionRateLimiter {
         }
         if samples > self.burst {
             return Err(ApiError::new(
-                ErrorKind::RateLimited,
+                ErrorKind::BadData,
                 format!(
                     "request has {samples} samples, more than the burst limit of {} \
                      (limits.ingestion_burst_samples); split it into smaller requests",
@@ -134,6 +136,8 @@ mod tests {
         let err = limiter
             .check_at(&tenant("a"), 21, Instant::now())
             .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadData);
+        assert_eq!(err.kind.status(), axum::http::StatusCode::BAD_REQUEST);
         assert!(err.message.contains("limits.ingestion_burst_samples"));
         // Refusal does not consume tokens.
         assert!(limiter.check_at(&tenant("a"), 20, Instant::now()).is_ok());

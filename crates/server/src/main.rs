@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod error;
 mod http;
+mod inflight;
 mod ingest_http;
 mod limits;
 mod maintenance;

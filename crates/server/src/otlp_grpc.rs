@@ -47,7 +47,9 @@ impl MetricsService for OtlpMetricsGrpc {
         let headers = request.metadata().clone().into_headers();
         let result = async {
             let tenant = tenant_from_headers(&headers)?;
-            export_otlp_metrics(&self.state, &tenant, request.get_ref()).await
+            // Translation and the append run on the blocking pool; tonic has already
+            // decoded the message (bounded by `max_decoding_message_size`).
+            export_otlp_metrics(&self.state, &tenant, request.into_inner()).await
         }
         .await;
         let code = match &result {

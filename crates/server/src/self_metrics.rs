@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub(crate) const SAMPLES_RECEIVED_TOTAL: &str = "sightline_samples_received_total";
 pub(crate) const SAMPLES_REJECTED_TOTAL: &str = "sightline_samples_rejected_total";
 pub(crate) const INVALID_WRITE_REQUESTS_TOTAL: &str = "sightline_invalid_write_requests_total";
+pub(crate) const EXEMPLARS_REJECTED_TOTAL: &str = "sightline_exemplars_rejected_total";
 pub(crate) const WAL_FSYNC_SECONDS: &str = "sightline_wal_fsync_seconds";
 pub(crate) const ACTIVE_SERIES: &str = "sightline_active_series";
 pub(crate) const HEAD_CHUNKS: &str = "sightline_head_chunks";
@@ -73,6 +74,7 @@ impl Histogram {
 pub(crate) struct SelfMetrics {
     samples_received: AtomicU64,
     invalid_write_requests: AtomicU64,
+    exemplars_rejected: AtomicU64,
     samples_rejected: Mutex<BTreeMap<String, u64>>,
     http_durations: Mutex<HashMap<(String, u16), Histogram>>,
     start_unix_seconds: f64,
@@ -87,6 +89,7 @@ impl Default for SelfMetrics {
         SelfMetrics {
             samples_received: AtomicU64::new(0),
             invalid_write_requests: AtomicU64::new(0),
+            exemplars_rejected: AtomicU64::new(0),
             samples_rejected: Mutex::new(BTreeMap::new()),
             http_durations: Mutex::new(HashMap::new()),
             start_unix_seconds,
@@ -104,6 +107,12 @@ impl SelfMetrics {
     /// invalid series (its sample count is unknown).
     pub(crate) fn add_invalid_write_request(&self) {
         self.invalid_write_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Exemplars dropped while decoding (labels too long or not UTF-8); their samples
+    /// were kept.
+    pub(crate) fn add_exemplars_rejected(&self, count: u64) {
+        self.exemplars_rejected.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Samples refused for `reason`.
@@ -193,6 +202,17 @@ impl SelfMetrics {
             out,
             "{INVALID_WRITE_REQUESTS_TOTAL} {}",
             self.invalid_write_requests.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            EXEMPLARS_REJECTED_TOTAL,
+            "counter",
+            "Exemplars dropped on ingest (labels over 128 characters or not UTF-8); their samples were kept.",
+        );
+        let _ = writeln!(
+            out,
+            "{EXEMPLARS_REJECTED_TOTAL} {}",
+            self.exemplars_rejected.load(Ordering::Relaxed)
         );
         header(
             &mut out,

@@ -16,8 +16,10 @@ use sightline_tsdb::Db;
 
 use crate::config::Config;
 use crate::error::{ApiError, ErrorKind};
+use crate::inflight::DecodeBudget;
 use crate::limits::IngestionRateLimiter;
 use crate::self_metrics::SelfMetrics;
+use crate::tenant::reserved_reason;
 
 /// Name of the metrics store's directory under a tenant's directory.
 pub(crate) const METRICS_DIR: &str = "metrics";
@@ -42,6 +44,10 @@ pub(crate) struct StateInner {
     shutting_down: AtomicBool,
     self_metrics: SelfMetrics,
     rate_limiter: IngestionRateLimiter,
+    /// Bytes of decompressed request bodies being decoded (`server.max_inflight_decompressed_bytes`).
+    decode_budget: DecodeBudget,
+    /// Set when a store's write-ahead log failed: `/-/ready` answers 503 with it.
+    storage_failure: Mutex<Option<String>>,
     /// Held for the life of the process; dropping it releases the lock.
     _data_dir_lock: DataDirLock,
 }
@@ -54,8 +60,11 @@ impl AppState {
             config.limits.ingestion_rate_samples_per_second,
             config.limits.ingestion_burst_samples,
         );
+        let decode_budget = DecodeBudget::new(config.server.max_inflight_decompressed_bytes.0);
         AppState {
             inner: Arc::new(StateInner {
+                decode_budget,
+                storage_failure: Mutex::new(None),
                 config,
                 tenants: RwLock::new(HashMap::new()),
                 create_lock: Mutex::new(()),
@@ -80,9 +89,39 @@ impl AppState {
         &self.inner.rate_limiter
     }
 
-    /// True once start-up replay finished and until shutdown begins.
+    pub(crate) fn decode_budget(&self) -> &DecodeBudget {
+        &self.inner.decode_budget
+    }
+
+    /// True once start-up replay finished and until shutdown begins, unless a store's
+    /// write-ahead log failed.
+    #[cfg(test)]
     pub(crate) fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire) && !self.is_shutting_down()
+        self.not_ready_reason().is_none()
+    }
+
+    /// Why `/-/ready` answers 503, or `None` when ready.
+    pub(crate) fn not_ready_reason(&self) -> Option<String> {
+        if self.is_shutting_down() {
+            return Some("shutting down".to_string());
+        }
+        if !self.inner.ready.load(Ordering::Acquire) {
+            return Some("replaying write-ahead logs".to_string());
+        }
+        self.inner.storage_failure.lock().clone()
+    }
+
+    /// Records that `tenant`'s store failed to write its WAL: logged at error level,
+    /// and the server reports not ready (the first failure is kept) until restarted,
+    /// so an orchestrator can take it out of rotation.
+    pub(crate) fn mark_storage_failed(&self, tenant: &TenantId, error: &str) {
+        tracing::error!(tenant = %tenant, error = %error, "write-ahead log failed; marking server not ready");
+        let mut failure = self.inner.storage_failure.lock();
+        if failure.is_none() {
+            *failure = Some(format!(
+                "the write-ahead log of tenant {tenant} failed: {error}; restart the server"
+            ));
+        }
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -122,7 +161,8 @@ impl AppState {
         self.inner.tenants.read().get(tenant).map(Arc::clone)
     }
 
-    /// The metrics store of `tenant`, created on first write. Opening a new store
+    /// The metrics store of `tenant`, created on first write: 400 for a reserved name,
+    /// 429 naming `limits.max_tenants` when the server has that many tenants. Opening a new store
     /// touches the disk: call it from blocking code (`spawn_blocking`) when possible.
     pub(crate) fn metrics_db_for_write(&self, tenant: &TenantId) -> Result<Arc<Db>, ApiError> {
         self.check_accepting_writes()?;
@@ -132,6 +172,23 @@ impl AppState {
         let _creating = self.inner.create_lock.lock();
         if let Some(db) = self.existing_metrics_db(tenant) {
             return Ok(db);
+        }
+        if let Some(reason) = reserved_reason(tenant) {
+            return Err(ApiError::bad_data(format!(
+                "invalid tenant id {:?}: {reason}",
+                tenant.as_str()
+            )));
+        }
+        let max_tenants = self.config().limits.max_tenants;
+        let tenants = self.inner.tenants.read().len();
+        if tenants >= max_tenants {
+            return Err(ApiError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "cannot create tenant {tenant}: this server already has {tenants} tenants; \
+                     limit is limits.max_tenants={max_tenants}"
+                ),
+            ));
         }
         let dir = self.tenant_metrics_dir(tenant);
         let db = Db::open(&dir, self.config().db_options()).map_err(|e| {
@@ -179,6 +236,9 @@ impl AppState {
             let Ok(tenant) = TenantId::parse(name) else {
                 continue;
             };
+            if reserved_reason(&tenant).is_some() {
+                continue;
+            }
             let dir = entry.path().join(METRICS_DIR);
             if !dir.is_dir() {
                 continue;
@@ -320,5 +380,68 @@ mod tests {
             state.metrics_db_for_write(&tenant).unwrap_err().kind,
             ErrorKind::Unavailable
         );
+    }
+
+    fn ready_state(change: impl FnOnce(&mut Config)) -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.storage.wal.fsync = crate::config::FsyncMode::None;
+        change(&mut config);
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let state = AppState::new(config, lock);
+        state.open_existing_tenants().unwrap();
+        (dir, state)
+    }
+
+    #[test]
+    fn tenants_are_bounded_by_max_tenants() {
+        let (_dir, state) = ready_state(|c| c.limits.max_tenants = 2);
+        let t = |name: &str| TenantId::parse(name).unwrap();
+        state.metrics_db_for_write(&t("a")).unwrap();
+        state.metrics_db_for_write(&t("b")).unwrap();
+        // Existing tenants keep working.
+        state.metrics_db_for_write(&t("a")).unwrap();
+        let err = state.metrics_db_for_write(&t("c")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RateLimited);
+        assert!(
+            err.message.contains("limits.max_tenants=2"),
+            "{}",
+            err.message
+        );
+        assert!(state.existing_metrics_db(&t("c")).is_none());
+        assert!(!state.config().data_dir.join("c").exists());
+    }
+
+    #[test]
+    fn default_max_tenants_is_named_in_the_message() {
+        assert_eq!(Config::default().limits.max_tenants, 1000);
+    }
+
+    #[test]
+    fn reserved_tenants_never_get_a_store() {
+        let (_dir, state) = ready_state(|_| {});
+        for name in ["LOCK", ".x"] {
+            let err = state
+                .metrics_db_for_write(&TenantId::parse(name).unwrap())
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::BadData, "{name}");
+        }
+    }
+
+    #[test]
+    fn wal_failure_makes_the_server_not_ready() {
+        let (_dir, state) = ready_state(|_| {});
+        assert!(state.is_ready());
+        state.mark_storage_failed(&TenantId::default_tenant(), "disk full");
+        assert!(!state.is_ready());
+        let reason = state.not_ready_reason().unwrap();
+        assert!(reason.contains("disk full"), "{reason}");
+        assert!(reason.contains("default"), "{reason}");
+        // The first failure is kept.
+        state.mark_storage_failed(&TenantId::default_tenant(), "other");
+        assert!(state.not_ready_reason().unwrap().contains("disk full"));
     }
 }

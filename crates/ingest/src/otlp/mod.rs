@@ -59,6 +59,11 @@ pub struct Translation {
     /// `partial_success.error_message`); may also hold a warning that dropped no data
     /// point (e.g. a metric with no data).
     pub dropped_reasons: Vec<String>,
+    /// Exemplars dropped because their trace and span ids alone make the exemplar's
+    /// label text longer than 128 characters (Prometheus' `ErrExemplarLabelLength`);
+    /// their data points were kept. Filtered attributes that would pass the limit are
+    /// left out instead, keeping the exemplar.
+    pub dropped_exemplars: u64,
 }
 
 impl Translation {

@@ -766,3 +766,52 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn exemplars_over_128_characters_are_dropped_and_counted() {
+    let exemplar_with = |trace_id: Vec<u8>, attributes| Exemplar {
+        time_unix_nano: T - 5,
+        value: Some(exemplar::Value::AsDouble(1.0)),
+        trace_id,
+        span_id: vec![1; 8],
+        filtered_attributes: attributes,
+    };
+    let point = HistogramDataPoint {
+        time_unix_nano: T,
+        count: 1,
+        sum: Some(1.0),
+        bucket_counts: vec![1, 0],
+        explicit_bounds: vec![5.0],
+        exemplars: vec![
+            // Ids of a non-standard length: 2 × 100 hex digits alone pass the limit.
+            exemplar_with(vec![0xab; 100], vec![]),
+            // Standard ids and a long attribute: kept, without the attribute.
+            exemplar_with(vec![0xab; 16], vec![kv("user", &"x".repeat(200))]),
+        ],
+        ..Default::default()
+    };
+    let histogram = Data::Histogram(Histogram {
+        data_points: vec![point],
+        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+    });
+    let t = translate(&request(
+        shop_resource(),
+        vec![metric("latency", "s", histogram)],
+    ));
+    assert_eq!(t.dropped_exemplars, 1);
+    assert_eq!(t.dropped_data_points, 0);
+    let kept: Vec<_> = t
+        .request
+        .series
+        .iter()
+        .flat_map(|s| s.exemplars.iter())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].labels.get("user"), None);
+    assert_eq!(
+        kept[0].labels.get("trace_id"),
+        Some("abababababababababababababababab")
+    );
+    // Every series still has its sample.
+    assert!(t.request.series.iter().all(|s| s.samples.len() == 1));
+}

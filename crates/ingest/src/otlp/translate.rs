@@ -51,6 +51,7 @@ pub(crate) fn translate(request: &ExportMetricsServiceRequest) -> Translation {
         },
         dropped_data_points: converter.dropped,
         dropped_reasons: converter.reasons,
+        dropped_exemplars: converter.dropped_exemplars,
     }
 }
 
@@ -72,9 +73,25 @@ struct Converter {
     families: HashSet<String>,
     dropped: u64,
     reasons: Vec<String>,
+    dropped_exemplars: u64,
 }
 
 impl Converter {
+    /// The exemplars that can be kept; the others (ids too long) are counted.
+    fn exemplars(&mut self, exemplars: &[OtlpExemplar]) -> Vec<Exemplar> {
+        let mut kept = Vec::with_capacity(exemplars.len());
+        for exemplar in exemplars {
+            match convert_exemplar(exemplar) {
+                ExemplarOutcome::Kept(exemplar) => kept.push(exemplar),
+                ExemplarOutcome::NoValue => {}
+                ExemplarOutcome::TooLong => {
+                    self.dropped_exemplars = self.dropped_exemplars.saturating_add(1);
+                }
+            }
+        }
+        kept
+    }
+
     fn drop_points(&mut self, count: u64, reason: String) {
         self.dropped = self.dropped.saturating_add(count);
         if self.reasons.len() < MAX_REASONS && !self.reasons.contains(&reason) {
@@ -332,7 +349,7 @@ impl Converter {
         let timestamp = nanos(point.time_unix_nano);
         let index = self.add_sample(labels, Sample { timestamp, value });
         if with_exemplars {
-            let exemplars = point.exemplars.iter().filter_map(convert_exemplar);
+            let exemplars = self.exemplars(&point.exemplars);
             self.series[index].exemplars.extend(exemplars);
         }
     }
@@ -434,7 +451,7 @@ impl Converter {
             self.add_sample(labels, Sample { timestamp, value }),
         ));
 
-        for exemplar in exemplars.iter().filter_map(convert_exemplar) {
+        for exemplar in self.exemplars(exemplars) {
             let target = bucket_series
                 .iter()
                 .find(|(bound, _)| exemplar.value <= *bound)
@@ -547,11 +564,34 @@ fn finish(mut labels: Vec<Label>) -> Labels {
     Labels::from_sorted_unchecked(labels)
 }
 
-fn convert_exemplar(exemplar: &OtlpExemplar) -> Option<Exemplar> {
-    let value = match exemplar.value? {
-        exemplar::Value::AsDouble(v) => v,
-        exemplar::Value::AsInt(v) => v as f64,
+/// What became of one OTLP exemplar.
+#[derive(Debug)]
+enum ExemplarOutcome {
+    Kept(Exemplar),
+    /// No value: nothing to keep (not counted, as Prometheus).
+    NoValue,
+    /// The trace and span id labels alone are longer than [`MAX_EXEMPLAR_RUNES`]
+    /// (ids of a non-standard length): dropped and counted, as Prometheus'
+    /// `ErrExemplarLabelLength`.
+    TooLong,
+}
+
+fn convert_exemplar(exemplar: &OtlpExemplar) -> ExemplarOutcome {
+    let value = match exemplar.value {
+        Some(exemplar::Value::AsDouble(v)) => v,
+        Some(exemplar::Value::AsInt(v)) => v as f64,
+        None => return ExemplarOutcome::NoValue,
     };
+    // Standard ids are 16 and 8 bytes (32 and 16 hex digits); anything much longer
+    // cannot fit, so it is refused before being hex-encoded.
+    if exemplar
+        .trace_id
+        .len()
+        .saturating_add(exemplar.span_id.len())
+        > MAX_EXEMPLAR_RUNES
+    {
+        return ExemplarOutcome::TooLong;
+    }
     let mut pairs: Vec<(String, String)> =
         Vec::with_capacity(exemplar.filtered_attributes.len() + 2);
     let mut runes = 0;
@@ -565,23 +605,29 @@ fn convert_exemplar(exemplar: &OtlpExemplar) -> Option<Exemplar> {
         runes += "span_id".len() + id.len();
         pairs.push(("span_id".to_string(), id));
     }
-    let filtered: Vec<(String, String)> = exemplar
+    if runes > MAX_EXEMPLAR_RUNES {
+        return ExemplarOutcome::TooLong;
+    }
+    let mut filtered_runes = 0usize;
+    let mut filtered: Vec<(String, String)> = Vec::new();
+    for kv in exemplar
         .filtered_attributes
         .iter()
         .filter(|kv| !kv.key.is_empty())
-        .map(|kv| {
-            let value = kv.value.as_ref().map(any_value_string).unwrap_or_default();
-            (kv.key.clone(), value)
-        })
-        .collect();
-    runes += filtered
-        .iter()
-        .map(|(k, v)| k.chars().count() + v.chars().count())
-        .sum::<usize>();
-    if runes <= MAX_EXEMPLAR_RUNES {
+    {
+        filtered_runes = filtered_runes.saturating_add(kv.key.chars().count());
+        if runes + filtered_runes > MAX_EXEMPLAR_RUNES {
+            break;
+        }
+        let value = kv.value.as_ref().map(any_value_string).unwrap_or_default();
+        filtered_runes = filtered_runes.saturating_add(value.chars().count());
+        filtered.push((kv.key.clone(), value));
+    }
+    // As Prometheus: filtered attributes are kept all or none.
+    if runes + filtered_runes <= MAX_EXEMPLAR_RUNES {
         pairs.extend(filtered);
     }
-    Some(Exemplar {
+    ExemplarOutcome::Kept(Exemplar {
         labels: Labels::from_pairs(pairs),
         timestamp: nanos(exemplar.time_unix_nano),
         value,

@@ -47,7 +47,17 @@ pub struct Decoded {
     /// Native histogram samples that were present but not ingested (not supported yet);
     /// the server should tell the client they were dropped.
     pub native_histograms_dropped: u64,
+    /// Exemplars dropped because their labels are not valid UTF-8 or their label text
+    /// is longer than [`MAX_EXEMPLAR_LABEL_CHARS`] (Prometheus' `ErrExemplarLabelLength`).
+    /// As in Prometheus, only the exemplar is dropped: its series and samples are kept.
+    pub exemplars_dropped: u64,
+    /// Why the first dropped exemplar was dropped, naming its series, for logs.
+    pub exemplar_drop_reason: Option<String>,
 }
+
+/// Longest total exemplar label text (the sum over the labels of the characters of
+/// the name and the value), as in OpenMetrics and Prometheus' `ExemplarMaxLabelSetLength`.
+pub const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
 
 /// Decodes a remote_write 1.0 body: snappy (raw block) → protobuf → validated model.
 ///
@@ -89,10 +99,8 @@ pub fn from_proto(request: proto::WriteRequest, limits: &DecodeLimits) -> Result
     decoded.request.series.reserve(request.timeseries.len());
     for (index, series) in request.timeseries.into_iter().enumerate() {
         decoded.native_histograms_dropped += series.histograms.len() as u64;
-        decoded
-            .request
-            .series
-            .push(convert_series(index, series, limits)?);
+        let converted = convert_series(index, series, limits, &mut decoded)?;
+        decoded.request.series.push(converted);
     }
     decoded.request.metadata = request.metadata.into_iter().map(convert_metadata).collect();
     Ok(decoded)
@@ -102,6 +110,7 @@ fn convert_series(
     index: usize,
     mut series: proto::TimeSeries,
     limits: &DecodeLimits,
+    drops: &mut Decoded,
 ) -> Result<TimeSeries> {
     let invalid = |description: String, what: String| Error::InvalidSeries {
         index,
@@ -165,26 +174,47 @@ fn convert_series(
         .collect();
     let mut exemplars = Vec::with_capacity(series.exemplars.len());
     for (exemplar_index, exemplar) in series.exemplars.iter().enumerate() {
-        let mut pairs = Vec::with_capacity(exemplar.labels.len());
-        for (position, label) in exemplar.labels.iter().enumerate() {
-            let label = utf8_label(position, label).map_err(|what| {
-                invalid(
-                    describe_model_labels(labels.as_slice()),
-                    format!("exemplar {exemplar_index}: {what}"),
-                )
-            })?;
-            pairs.push((label.name, label.value));
+        match convert_exemplar(exemplar) {
+            Ok(exemplar) => exemplars.push(exemplar),
+            Err(what) => {
+                drops.exemplars_dropped += 1;
+                drops.exemplar_drop_reason.get_or_insert_with(|| {
+                    format!(
+                        "series {index} ({}): exemplar {exemplar_index}: {what}",
+                        describe_model_labels(labels.as_slice())
+                    )
+                });
+            }
         }
-        exemplars.push(Exemplar {
-            labels: Labels::from_pairs(pairs),
-            timestamp: time::from_millis(exemplar.timestamp),
-            value: exemplar.value,
-        });
     }
     Ok(TimeSeries {
         labels,
         samples,
         exemplars,
+    })
+}
+
+/// An exemplar in the model, or why it must be dropped: a label that is not UTF-8, or
+/// label text longer than [`MAX_EXEMPLAR_LABEL_CHARS`] characters.
+fn convert_exemplar(exemplar: &proto::Exemplar) -> std::result::Result<Exemplar, String> {
+    let mut pairs = Vec::with_capacity(exemplar.labels.len());
+    let mut chars = 0usize;
+    for (position, label) in exemplar.labels.iter().enumerate() {
+        let label = utf8_label(position, label)?;
+        chars = chars
+            .saturating_add(label.name.chars().count())
+            .saturating_add(label.value.chars().count());
+        if chars > MAX_EXEMPLAR_LABEL_CHARS {
+            return Err(format!(
+                "exemplar labels are longer than {MAX_EXEMPLAR_LABEL_CHARS} characters"
+            ));
+        }
+        pairs.push((label.name, label.value));
+    }
+    Ok(Exemplar {
+        labels: Labels::from_pairs(pairs),
+        timestamp: time::from_millis(exemplar.timestamp),
+        value: exemplar.value,
     })
 }
 

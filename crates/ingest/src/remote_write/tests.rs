@@ -146,21 +146,68 @@ fn invalid_label_sets_are_named() {
     );
 }
 
-#[test]
-fn invalid_exemplar_labels_are_named() {
-    let mut bad = series(vec![proto::Label::new("__name__", "x")]);
-    bad.exemplars.push(proto::Exemplar {
-        labels: vec![proto::Label {
-            name: b"trace_id".to_vec(),
-            value: vec![0xff],
-        }],
+fn exemplar(labels: Vec<proto::Label>) -> proto::Exemplar {
+    proto::Exemplar {
+        labels,
         value: 1.0,
         timestamp: 1,
-    });
-    let err = decode(&body(vec![bad]), &DecodeLimits::default()).unwrap_err();
+    }
+}
+
+#[test]
+fn invalid_exemplar_labels_drop_only_the_exemplar() {
+    let mut bad = series(vec![proto::Label::new("__name__", "x")]);
+    bad.exemplars.push(exemplar(vec![proto::Label {
+        name: b"trace_id".to_vec(),
+        value: vec![0xff],
+    }]));
+    bad.exemplars
+        .push(exemplar(vec![proto::Label::new("trace_id", "ok")]));
+    let decoded = decode(&body(vec![bad]), &DecodeLimits::default()).unwrap();
+    assert_eq!(decoded.exemplars_dropped, 1);
     assert_eq!(
-        err.to_string(),
-        r#"series 0 ({__name__="x"}): exemplar 0: value of label "trace_id" is not valid UTF-8"#
+        decoded.exemplar_drop_reason.as_deref(),
+        Some(
+            r#"series 0 ({__name__="x"}): exemplar 0: value of label "trace_id" is not valid UTF-8"#
+        )
+    );
+    let series = &decoded.request.series[0];
+    assert_eq!(series.samples.len(), 1, "the sample is kept");
+    assert_eq!(series.exemplars.len(), 1);
+    assert_eq!(series.exemplars[0].labels.get("trace_id"), Some("ok"));
+}
+
+#[test]
+fn exemplar_label_text_is_limited_to_128_characters() {
+    // "trace_id" is 8 characters: a value of 120 makes exactly 128, which is allowed.
+    let at_limit = "é".repeat(120);
+    let over_limit = "é".repeat(121);
+    let mut s = series(vec![proto::Label::new("__name__", "x")]);
+    s.exemplars
+        .push(exemplar(vec![proto::Label::new("trace_id", &at_limit)]));
+    s.exemplars
+        .push(exemplar(vec![proto::Label::new("trace_id", &over_limit)]));
+    s.exemplars.push(exemplar(vec![
+        proto::Label::new("a", "x".repeat(100)),
+        proto::Label::new("b", "x".repeat(30)),
+    ]));
+    let decoded = decode(&body(vec![s]), &DecodeLimits::default()).unwrap();
+    assert_eq!(decoded.exemplars_dropped, 2);
+    assert!(
+        decoded
+            .exemplar_drop_reason
+            .as_deref()
+            .unwrap()
+            .contains("exemplar 1: exemplar labels are longer than 128 characters"),
+        "{:?}",
+        decoded.exemplar_drop_reason
+    );
+    let series = &decoded.request.series[0];
+    assert_eq!(series.samples.len(), 1);
+    assert_eq!(series.exemplars.len(), 1);
+    assert_eq!(
+        series.exemplars[0].labels.get("trace_id"),
+        Some(at_limit.as_str())
     );
 }
 

@@ -171,15 +171,24 @@ fn clamp_millis_f64(millis: f64) -> i64 {
     }
 }
 
+/// Most digits of an RFC 3339 year: Go formats the largest `time.Time` with twelve
+/// (`292277026596-12-04T15:30:07Z`), and twelve keep every computation below far
+/// inside `i128` (|year| < 1e12, so days < 4e14 and milliseconds < 4e22): nothing can
+/// overflow.
+const MAX_YEAR_DIGITS: usize = 12;
+
 /// `[-]YYYY...-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; years may have more than four
-/// digits and a sign so Prometheus' own `MinTime`/`MaxTime` strings parse.
+/// digits (up to [`MAX_YEAR_DIGITS`]) and a sign so Prometheus' own
+/// `MinTime`/`MaxTime` strings parse.
 fn parse_rfc3339_millis(text: &str) -> Option<i64> {
     let (negative_year, rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     let year_end = rest.find('-')?;
-    if year_end < 4 || !rest[..year_end].bytes().all(|b| b.is_ascii_digit()) {
+    if !(4..=MAX_YEAR_DIGITS).contains(&year_end)
+        || !rest[..year_end].bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let year: i128 = rest[..year_end].parse().ok()?;
@@ -537,5 +546,50 @@ mod tests {
         assert_eq!(unescape_label_name("U__a__b"), "a_b");
         assert_eq!(unescape_label_name("U__caf_e9_"), "café");
         assert_eq!(unescape_label_name("U__bad_zz_"), "U__bad_zz_");
+    }
+
+    #[test]
+    fn huge_years_are_refused_not_overflowed() {
+        for text in [
+            "99999999999999999999999999999999999-01-01T00:00:00Z",
+            "-99999999999999999999999999999999999-01-01T00:00:00Z",
+            "170141183460469231731687303715884105727-01-01T00:00:00Z",
+            "9999999999999-12-31T23:59:59.999999999+23:59",
+        ] {
+            assert_eq!(
+                parse_time_millis(text),
+                Err(format!("cannot parse {text:?} to a valid timestamp"))
+            );
+        }
+        // Twelve digits still parse (clamped), as do Prometheus' MinTime/MaxTime.
+        assert_eq!(
+            parse_time_millis("999999999999-12-31T23:59:59.999999999-23:59"),
+            Ok(MAX_TIME_MILLIS)
+        );
+        assert_eq!(
+            parse_time_millis("-999999999999-01-01T00:00:00+23:59"),
+            Ok(MIN_TIME_MILLIS)
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_time_strings_never_panic(text in "\\PC{0,40}") {
+            let _ = parse_time_millis(&text);
+        }
+
+        #[test]
+        fn random_rfc3339_like_strings_never_panic(
+            sign in "[-+]?",
+            year in "[0-9]{1,45}",
+            rest in "-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[-+][0-9]{2}:[0-9]{2})",
+        ) {
+            let text = format!("{sign}{year}{rest}");
+            if let Ok(millis) = parse_time_millis(&text) {
+                proptest::prop_assert!((MIN_TIME_MILLIS..=MAX_TIME_MILLIS).contains(&millis));
+            }
+        }
     }
 }

@@ -127,7 +127,7 @@ async fn bad_writes_are_refused_and_the_server_keeps_going() {
     assert_refused(
         "request over the burst",
         remote_write(&server, Some("limited"), &many(600, base)).await,
-        429,
+        400,
         &["ingestion_burst_samples"],
     );
     remote_write_ok(&server, Some("limited"), &many(400, base)).await;

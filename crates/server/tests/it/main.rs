@@ -12,5 +12,6 @@ mod client;
 mod durability;
 mod otlp;
 mod remote_write;
+mod review_fixes;
 mod server;
 mod tenancy;

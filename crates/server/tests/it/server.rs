@@ -145,7 +145,8 @@ impl TestServer {
             .arg("--otlp-grpc-listen")
             .arg(otlp_grpc.to_string())
             .arg("--otlp-http-listen")
-            .arg(otlp_http.to_string());
+            .arg(otlp_http.to_string())
+            .arg("--enable-admin-api");
         if let Some(config_file) = &self.config_file {
             command.arg("--config").arg(config_file);
         }

@@ -1,0 +1,408 @@
+//! Engine tests over a tiny in-memory store.
+
+use super::*;
+use crate::Matcher;
+
+#[derive(Debug, Default)]
+struct MemStore {
+    series: Vec<StoredSeries>,
+}
+
+impl Queryable for MemStore {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: Millis,
+        maxt: Millis,
+    ) -> Result<Vec<StoredSeries>> {
+        let mut out: Vec<StoredSeries> = self
+            .series
+            .iter()
+            .filter(|s| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(m.name()).unwrap_or("")))
+            })
+            .map(|s| StoredSeries {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| *t >= mint && *t <= maxt)
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
+
+fn series(pairs: &[(&str, &str)], samples: &[(Millis, f64)]) -> StoredSeries {
+    StoredSeries {
+        labels: Labels::from_pairs(pairs.iter().copied()),
+        samples: samples.to_vec(),
+    }
+}
+
+/// `http_requests{job, instance}` every 10s from 0 to 600s with value = t/10 * k.
+fn store() -> MemStore {
+    let mut store = MemStore::default();
+    for (job, instance, k) in [("api", "0", 1.0), ("api", "1", 2.0), ("web", "0", 3.0)] {
+        let samples: Vec<(Millis, f64)> = (0..=60).map(|i| (i * 10_000, i as f64 * k)).collect();
+        store.series.push(series(
+            &[
+                ("__name__", "http_requests_total"),
+                ("job", job),
+                ("instance", instance),
+            ],
+            &samples,
+        ));
+    }
+    store.series.push(series(
+        &[("__name__", "gauge"), ("job", "api")],
+        &[
+            (0, 5.0),
+            (60_000, f64::from_bits(sightline_model::STALE_NAN_BITS)),
+        ],
+    ));
+    store
+}
+
+fn instant(query: &str, t: Millis) -> Result<Value> {
+    Engine::default()
+        .instant_query(&store(), query, t)
+        .map(|r| r.value)
+}
+
+fn vector(query: &str, t: Millis) -> Vec<(String, f64)> {
+    match instant(query, t) {
+        Ok(Value::Vector(samples)) => {
+            let mut out: Vec<(String, f64)> = samples
+                .into_iter()
+                .map(|s| (labels_string(&s.labels), s.v))
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        other => panic!("{query}: expected vector, got {other:?}"),
+    }
+}
+
+#[test]
+fn selectors_lookback_and_staleness() {
+    assert_eq!(
+        vector("http_requests_total{job=\"api\",instance=\"0\"}", 105_000).len(),
+        1
+    );
+    assert_eq!(
+        vector("http_requests_total{job=\"api\",instance=\"0\"}", 105_000)[0].1,
+        10.0
+    );
+    // Lookback is 5m: the last sample at 600s is visible until 900s exclusive.
+    assert_eq!(vector("http_requests_total", 899_999).len(), 3);
+    assert_eq!(vector("http_requests_total", 900_000).len(), 0);
+    // A stale marker ends the series.
+    assert_eq!(vector("gauge", 30_000).len(), 1);
+    assert_eq!(vector("gauge", 61_000).len(), 0);
+    // offset and @.
+    assert_eq!(
+        vector(
+            "http_requests_total{instance=\"0\",job=\"api\"} offset 100s",
+            200_000
+        )[0]
+        .1,
+        10.0
+    );
+    assert_eq!(
+        vector(
+            "http_requests_total{instance=\"0\",job=\"api\"} @ 100",
+            500_000
+        )[0]
+        .1,
+        10.0
+    );
+    assert_eq!(
+        vector(
+            "http_requests_total{instance=\"0\",job=\"api\"} offset -100s",
+            100_000
+        )[0]
+        .1,
+        20.0
+    );
+}
+
+#[test]
+fn aggregations() {
+    assert_eq!(
+        vector("sum(http_requests_total)", 100_000),
+        vec![("{}".into(), 60.0)]
+    );
+    assert_eq!(
+        vector("sum by (job) (http_requests_total)", 100_000),
+        vec![
+            ("{job=\"api\"}".into(), 30.0),
+            ("{job=\"web\"}".into(), 30.0)
+        ]
+    );
+    assert_eq!(
+        vector("count without (instance) (http_requests_total)", 100_000).len(),
+        2
+    );
+    assert_eq!(vector("avg(http_requests_total)", 100_000)[0].1, 20.0);
+    assert_eq!(vector("max(http_requests_total)", 100_000)[0].1, 30.0);
+    assert_eq!(
+        vector("quantile(0.5, http_requests_total)", 100_000)[0].1,
+        20.0
+    );
+    assert_eq!(
+        vector("quantile(2, http_requests_total)", 100_000)[0].1,
+        f64::INFINITY
+    );
+    let top = vector("topk(1, http_requests_total)", 100_000);
+    assert_eq!(top.len(), 1);
+    assert!(top[0].0.contains("web"));
+    assert_eq!(
+        vector("count_values(\"v\", http_requests_total)", 100_000).len(),
+        3
+    );
+    assert!((vector("stddev(http_requests_total)", 100_000)[0].1 - 8.16496580927726).abs() < 1e-9);
+}
+
+#[test]
+fn binary_operators() {
+    let out = vector(
+        "http_requests_total / ignoring(instance) group_left sum by (job) (http_requests_total)",
+        100_000,
+    );
+    assert_eq!(out.len(), 3);
+    assert!(out.iter().all(|(l, _)| !l.contains("__name__")));
+    assert_eq!(vector("http_requests_total > 15", 100_000).len(), 2);
+    assert!(
+        vector("http_requests_total > 15", 100_000)[0]
+            .0
+            .contains("__name__")
+    );
+    assert_eq!(vector("http_requests_total > bool 15", 100_000).len(), 3);
+    assert_eq!(
+        vector("http_requests_total and on(job) gauge", 30_000).len(),
+        2
+    );
+    assert_eq!(
+        vector("http_requests_total unless on(job) gauge", 30_000).len(),
+        1
+    );
+    assert_eq!(vector("gauge or http_requests_total", 30_000).len(), 4);
+    assert_eq!(instant("2 ^ 3 + 1", 0), Ok(Value::Scalar { t: 0, v: 9.0 }));
+    let err = instant("http_requests_total + on(job) http_requests_total", 100_000).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("found duplicate series for the match group"),
+        "{err}"
+    );
+    let err = instant(
+        "sum by (job) (http_requests_total) + on(job) group_left http_requests_total",
+        100_000,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("found duplicate series"), "{err}");
+}
+
+#[test]
+fn range_query_and_subquery() {
+    let result = Engine::default()
+        .range_query(&store(), "sum(http_requests_total)", 0, 60_000, 30_000)
+        .unwrap();
+    let Value::Matrix(series) = result.value else {
+        panic!("matrix expected")
+    };
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        series[0].points,
+        vec![
+            Point { t: 0, v: 0.0 },
+            Point { t: 30_000, v: 18.0 },
+            Point { t: 60_000, v: 36.0 }
+        ]
+    );
+    // Subquery at default 1m step over 5m: points at 60s..300s.
+    match instant("http_requests_total{job=\"web\"}[5m:1m]", 300_000).unwrap() {
+        Value::Matrix(m) => assert_eq!(m[0].points.len(), 5),
+        other => panic!("{other:?}"),
+    }
+    let scalar = Engine::default()
+        .range_query(&store(), "time()", 0, 20_000, 10_000)
+        .unwrap();
+    let Value::Matrix(series) = scalar.value else {
+        panic!("matrix expected")
+    };
+    assert_eq!(series[0].points.len(), 3);
+}
+
+#[test]
+fn engine_functions() {
+    assert_eq!(vector("vector(1)", 0), vec![("{}".into(), 1.0)]);
+    assert!(
+        matches!(instant("scalar(http_requests_total)", 0), Ok(Value::Scalar { v, .. }) if v.is_nan())
+    );
+    assert_eq!(
+        instant("scalar(gauge)", 0),
+        Ok(Value::Scalar { t: 0, v: 5.0 })
+    );
+    assert_eq!(
+        vector("timestamp(gauge)", 30_000),
+        vec![("{job=\"api\"}".into(), 0.0)]
+    );
+    assert_eq!(
+        vector("absent(nonexistent{job=\"x\",a=~\"b\"})", 0),
+        vec![("{job=\"x\"}".into(), 1.0)]
+    );
+    assert!(vector("absent(gauge)", 0).is_empty());
+    assert_eq!(
+        vector("absent_over_time(nonexistent{job=\"x\"}[1m])", 0),
+        vec![("{job=\"x\"}".into(), 1.0)]
+    );
+    match instant("sort_desc(http_requests_total)", 100_000).unwrap() {
+        Value::Vector(v) => assert_eq!(
+            v.iter().map(|s| s.v).collect::<Vec<_>>(),
+            vec![30.0, 20.0, 10.0]
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn limits() {
+    let engine = Engine::new(EngineOptions {
+        max_samples: 2,
+        ..EngineOptions::default()
+    });
+    let err = engine
+        .instant_query(&store(), "http_requests_total", 100_000)
+        .unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+    assert!(err.to_string().contains("query.max_samples"));
+    let err = Engine::default()
+        .range_query(&store(), "vector(1)", 0, 20_000_000, 1_000)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exceeded maximum resolution of 11,000 points"),
+        "{err}"
+    );
+    let err = Engine::default()
+        .range_query(&store(), "\"a\"", 0, 1, 1)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("invalid expression type \"string\""),
+        "{err}"
+    );
+    assert!(matches!(instant("sum(", 0), Err(Error::Parse(_))));
+    assert_eq!(thousands(50_000_000), "50,000,000");
+}
+
+#[test]
+fn untrusted_queries_do_not_panic() {
+    for query in [
+        "foo[5m:0s]",
+        "rate(foo[5m:1s])",
+        "topk(NaN, foo)",
+        "quantile(NaN, foo)",
+        "limit_ratio(5, http_requests_total)",
+        "count_values(\"a b\", http_requests_total)",
+        "http_requests_total @ 1e18",
+        "http_requests_total offset -100000000000000000000s",
+        "rate(http_requests_total[100000000000000000000s] @ -1e18)",
+        "max_over_time(http_requests_total[1y:1y] offset -1e18)",
+        "label_replace(http_requests_total, \"a\", \"$1\", \"job\", \"(.*)\")",
+    ] {
+        let _ = Engine::default().instant_query(&store(), query, 100_000);
+        let _ = Engine::default().range_query(&store(), query, 0, 100_000, 10_000);
+    }
+}
+
+#[test]
+fn range_query_over_many_series_and_steps() {
+    let mut store = MemStore::default();
+    for i in 0..20 {
+        let instance = i.to_string();
+        let samples: Vec<(Millis, f64)> = (0..8640).map(|s| (s * 10_000, s as f64)).collect();
+        store.series.push(series(
+            &[("__name__", "c_total"), ("instance", instance.as_str())],
+            &samples,
+        ));
+    }
+    let started = std::time::Instant::now();
+    let result = Engine::default()
+        .range_query(
+            &store,
+            "sum(rate(c_total[5m]))",
+            3_600_000,
+            86_400_000,
+            60_000,
+        )
+        .unwrap();
+    let Value::Matrix(series) = result.value else {
+        panic!("matrix expected")
+    };
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].points.len(), 1381);
+    assert!(series[0].points.iter().all(|p| (p.v - 2.0).abs() < 1e-9));
+    let subquery = Engine::default()
+        .range_query(
+            &store,
+            "max_over_time(sum(rate(c_total[5m]))[1h:1m])",
+            3_600_000,
+            86_400_000,
+            60_000,
+        )
+        .unwrap();
+    assert!(matches!(subquery.value, Value::Matrix(ref m) if m.len() == 1));
+    eprintln!("range queries took {:?}", started.elapsed());
+}
+
+#[test]
+fn delayed_name_removal() {
+    let delayed = Engine::new(EngineOptions {
+        delayed_name_removal: true,
+        ..EngineOptions::default()
+    });
+    let query =
+        "label_replace(rate(http_requests_total[1m]), \"n\", \"$1\", \"__name__\", \"(.+)\")";
+    // Without the option the name is gone before label_replace sees it.
+    let Ok(Value::Vector(eager)) = instant(query, 100_000) else {
+        panic!("vector expected")
+    };
+    assert!(eager.iter().all(|s| s.labels.get("n").is_none()));
+    let Value::Vector(out) = delayed
+        .instant_query(&store(), query, 100_000)
+        .unwrap()
+        .value
+    else {
+        panic!("vector expected")
+    };
+    assert_eq!(out.len(), 3);
+    assert!(
+        out.iter()
+            .all(|s| s.labels.get("n") == Some("http_requests_total")
+                && s.labels.get("__name__").is_none()
+                && s.labels.get(DROP_NAME_MARKER).is_none())
+    );
+    // Names are still dropped (and duplicates caught) at the end.
+    let err = delayed.instant_query(
+        &store(),
+        "sum by (__name__) (rate(http_requests_total[1m]) or rate(gauge[1m]))",
+        100_000,
+    );
+    assert!(err.is_ok());
+    let Value::Vector(out) = delayed
+        .instant_query(&store(), "-gauge", 30_000)
+        .unwrap()
+        .value
+    else {
+        panic!("vector expected")
+    };
+    assert_eq!(labels_string(&out[0].labels), "{job=\"api\"}");
+}
