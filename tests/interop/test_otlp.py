@@ -141,9 +141,10 @@ def format_le(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
 
 
-# Labels Prometheus' OTLP translation may add to every series besides the data point's
-# attributes and job/instance (scope promotion); allowed, but with the right values.
-SDK_SCOPE_LABELS = {"otel_scope_name": "sightline.interop", "otel_scope_version": "1.0.0"}
+# Labels allowed on every series besides the data point's attributes and job/instance:
+# none, because Prometheus' OTLP receiver promotes scope metadata (otel_scope_*) only
+# when configured to (promote_scope_metadata, default false), and so do we.
+SDK_SCOPE_LABELS: dict[str, str] = {}
 
 
 def problems_with(
@@ -311,5 +312,5 @@ def test_otlp_json_over_http(sightline, listener):
     ident = {"job": "cart", "instance": "i-2"}
     expected = [("json_gauge", {**ident, "k": "v"}, 0.25), ("json_events_total", ident, 42.0)]
     api = sightline.api(tenant=tenant)
-    json_scope = {"otel_scope_name": "handmade", "otel_scope_version": "1"}
+    json_scope: dict[str, str] = {}
     wait_for_match(lambda: problems_with(api, expected, json_scope), APPEAR_TIMEOUT, f"OTLP/JSON metrics via {listener}")

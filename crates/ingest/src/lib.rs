@@ -16,7 +16,7 @@
 //! - [`otlp`]: OTLP metrics (protobuf or JSON) translated to Prometheus-named series with
 //!   the rules of Prometheus' own OTLP translator in its default
 //!   `UnderscoreEscapingWithSuffixes` mode (unit and `_total` suffixes, `job`/`instance`
-//!   from `service.*`, `target_info`, `otel_scope_*` labels). Delta temporality is
+//!   from `service.*`, `target_info`; `otel_scope_*` labels only on request). Delta temporality is
 //!   dropped and counted, as Prometheus does. Exponential histograms are *converted* to
 //!   classic `_bucket`/`_sum`/`_count` series (see [`otlp`] for how), because the model
 //!   has no native histograms yet. OTLP/JSON is read with opentelemetry-proto's serde

@@ -13,8 +13,9 @@
 //!   `target_info` gauge (1) per resource carries the other resource attributes (only
 //!   when it has some), sampled every 2.5 min between the resource's earliest and latest
 //!   data point (at most 64 samples);
-//! - `otel_scope_name` and `otel_scope_version` labels when the scope has a name (what
-//!   Prometheus does with `promote_scope_metadata: true`; scope attributes and schema
+//! - no scope labels by default, as Prometheus; with
+//!   [`TranslateOptions::promote_scope_metadata`], `otel_scope_name` and
+//!   `otel_scope_version` labels when the scope has a name (scope attributes and schema
 //!   URL are not promoted);
 //! - Gauge → gauge; cumulative monotonic Sum → counter `_total`; cumulative
 //!   non-monotonic Sum → gauge; Histogram → `_bucket{le}` (cumulative, with `+Inf`),
@@ -85,7 +86,23 @@ impl Translation {
 /// Translates an OTLP metrics export request into the model. Never fails: what cannot
 /// be translated is dropped and counted in [`Translation::dropped_data_points`].
 pub fn translate(request: &ExportMetricsServiceRequest) -> Translation {
-    translate::translate(request)
+    translate::translate(request, &TranslateOptions::default())
+}
+
+/// Choices of the translation that Prometheus' OTLP receiver makes configurable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TranslateOptions {
+    /// Add `otel_scope_name` and `otel_scope_version` labels (Prometheus'
+    /// `otlp.promote_scope_metadata`; off by default, as in Prometheus).
+    pub promote_scope_metadata: bool,
+}
+
+/// [`translate`] with explicit options.
+pub fn translate_with_options(
+    request: &ExportMetricsServiceRequest,
+    options: &TranslateOptions,
+) -> Translation {
+    translate::translate(request, options)
 }
 
 /// Decodes an OTLP/HTTP protobuf body (`application/x-protobuf`, already

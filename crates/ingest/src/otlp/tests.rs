@@ -100,6 +100,38 @@ fn find<'a>(translation: &'a Translation, text: &str) -> &'a TimeSeries {
 
 const SCOPE: &str = r#"otel_scope_name="io.opentelemetry.http", otel_scope_version="1.2.0""#;
 
+/// Most tests here check scope promotion as well, so they translate with it on; the
+/// default (no scope labels, as Prometheus) has its own test below.
+fn translate(request: &ExportMetricsServiceRequest) -> Translation {
+    translate_with_options(
+        request,
+        &TranslateOptions {
+            promote_scope_metadata: true,
+        },
+    )
+}
+
+#[test]
+fn scope_labels_are_not_added_by_default() {
+    // Prometheus' OTLP receiver adds otel_scope_* only with promote_scope_metadata.
+    let sum = cumulative_sum(true, vec![number(7.0, vec![kv("http.method", "GET")])]);
+    let t = super::translate(&request(
+        shop_resource(),
+        vec![metric("http.server.requests", "{request}", sum)],
+    ));
+    let series = find(
+        &t,
+        r#"http_server_requests_total{http_method="GET", instance="i-1", job="shop/api"}"#,
+    );
+    assert_eq!(series.samples[0].value, 7.0);
+    assert!(
+        t.request
+            .series
+            .iter()
+            .all(|s| s.labels.get("otel_scope_name").is_none())
+    );
+}
+
 #[test]
 fn monotonic_sum_with_annotation_unit_becomes_total_counter() {
     // Prometheus: http.server.requests {request} monotonic cumulative sum →

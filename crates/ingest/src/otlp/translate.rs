@@ -39,8 +39,14 @@ const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 
-pub(crate) fn translate(request: &ExportMetricsServiceRequest) -> Translation {
-    let mut converter = Converter::default();
+pub(crate) fn translate(
+    request: &ExportMetricsServiceRequest,
+    options: &super::TranslateOptions,
+) -> Translation {
+    let mut converter = Converter {
+        promote_scope_metadata: options.promote_scope_metadata,
+        ..Converter::default()
+    };
     for resource_metrics in &request.resource_metrics {
         converter.resource(resource_metrics);
     }
@@ -66,6 +72,9 @@ struct Context<'a> {
 
 #[derive(Debug, Default)]
 struct Converter {
+    /// Add `otel_scope_name`/`otel_scope_version` labels (Prometheus'
+    /// `otlp.promote_scope_metadata`, off by default there too).
+    promote_scope_metadata: bool,
     series: Vec<TimeSeries>,
     /// Label fingerprint → indexes into `series` (more than one on a hash collision).
     by_fingerprint: HashMap<u64, Vec<usize>>,
@@ -135,8 +144,12 @@ impl Converter {
             let context = Context {
                 job: job.clone(),
                 instance: instance.clone(),
-                scope_name: scope.map_or("", |s| s.name.as_str()),
-                scope_version: scope.map_or("", |s| s.version.as_str()),
+                scope_name: scope
+                    .filter(|_| self.promote_scope_metadata)
+                    .map_or("", |s| s.name.as_str()),
+                scope_version: scope
+                    .filter(|_| self.promote_scope_metadata)
+                    .map_or("", |s| s.version.as_str()),
             };
             for metric in &scope_metrics.metrics {
                 for timestamp in point_timestamps(metric) {
