@@ -11,47 +11,9 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use sightline_model::{Labels, METRIC_NAME_LABEL};
 
 use super::{DROP_NAME_MARKER, Evaluator, StepValue};
+use crate::functions::{kahan_inc as kahan_sum_inc, quantile_of as quantile};
 use crate::value::VectorSample;
 use crate::{Error, Millis, Result};
-
-/// Neumaier-compensated increment, as Prometheus' `kahanSumInc`.
-pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
-
-/// Prometheus' `quantile` over values (NaN sorts first).
-pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
-    if values.is_empty() || q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.total_cmp(b),
-    });
-    let n = values.len() as f64;
-    let rank = q * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (lower + 1.0).min(n - 1.0);
-    let weight = rank - rank.floor();
-    let at = |i: f64| values.get(i as usize).copied().unwrap_or(f64::NAN);
-    at(lower) * (1.0 - weight) + at(upper) * weight
-}
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
 pub(crate) fn format_float(v: f64) -> String {
