@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use roaring::RoaringBitmap;
-use sightline_model::{Label, Labels};
+use sightline_model::{Label, LabelSet, Labels};
 
 use crate::chunk::XorChunk;
 use crate::db::RejectReason;
+use crate::id_hash::IdHashMap;
 use crate::index::LabelIndex;
 use crate::matcher::Matcher;
 use crate::symbols::{SymbolId, SymbolTable};
@@ -223,9 +224,10 @@ pub(crate) fn merge_sorted(a: &[(i64, f64)], b: &[(i64, f64)]) -> Vec<(i64, f64)
 struct HeadInner {
     symbols: SymbolTable,
     index: LabelIndex,
-    series: HashMap<u32, Arc<MemSeries>>,
-    /// Fingerprint → series id; the rare colliding label sets go to `collisions`.
-    by_fingerprint: HashMap<u64, u32>,
+    series: IdHashMap<u32, Arc<MemSeries>>,
+    /// Fingerprint → series (one probe on the hot path); the rare colliding label sets
+    /// go to `collisions` as ids.
+    by_fingerprint: IdHashMap<u64, Arc<MemSeries>>,
     collisions: HashMap<u64, Vec<u32>>,
     next_id: u32,
     /// Samples before this (ms) are persisted in blocks: writes there are too old.
@@ -233,21 +235,20 @@ struct HeadInner {
 }
 
 impl HeadInner {
-    fn labels_equal(&self, series: &MemSeries, labels: &Labels) -> bool {
-        series.labels.len() == labels.len() * 2
+    fn labels_equal(&self, series: &MemSeries, labels: &impl LabelSet) -> bool {
+        series.labels.len() == labels.label_count() * 2
             && series
                 .labels
                 .chunks_exact(2)
-                .zip(labels.iter())
-                .all(|(pair, label)| {
-                    **self.symbols.resolve(pair[0]) == *label.name
-                        && **self.symbols.resolve(pair[1]) == *label.value
+                .zip(labels.pairs())
+                .all(|(pair, (name, value))| {
+                    **self.symbols.resolve(pair[0]) == *name
+                        && **self.symbols.resolve(pair[1]) == *value
                 })
     }
 
-    fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<&Arc<MemSeries>> {
-        let id = self.by_fingerprint.get(&fingerprint)?;
-        let candidate = self.series.get(id)?;
+    fn lookup(&self, labels: &impl LabelSet, fingerprint: u64) -> Option<&Arc<MemSeries>> {
+        let candidate = self.by_fingerprint.get(&fingerprint)?;
         if self.labels_equal(candidate, labels) {
             return Some(candidate);
         }
@@ -282,11 +283,11 @@ impl HeadInner {
             .map(|pair| (self.symbols.resolve(pair[0]), self.symbols.resolve(pair[1])))
     }
 
-    fn insert(&mut self, id: u32, labels: &Labels, fingerprint: u64) -> Arc<MemSeries> {
-        let mut ids = Vec::with_capacity(labels.len() * 2);
-        for label in labels {
-            ids.push(self.symbols.intern(&label.name));
-            ids.push(self.symbols.intern(&label.value));
+    fn insert(&mut self, id: u32, labels: &impl LabelSet, fingerprint: u64) -> Arc<MemSeries> {
+        let mut ids = Vec::with_capacity(labels.label_count() * 2);
+        for (name, value) in labels.pairs() {
+            ids.push(self.symbols.intern(name));
+            ids.push(self.symbols.intern(value));
         }
         let series = Arc::new(MemSeries {
             id,
@@ -304,7 +305,7 @@ impl HeadInner {
                 self.collisions.entry(fingerprint).or_default().push(id);
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(id);
+                slot.insert(Arc::clone(&series));
             }
         }
         self.series.insert(id, Arc::clone(&series));
@@ -326,11 +327,11 @@ impl HeadInner {
         for symbol in series.labels.iter() {
             self.symbols.release(*symbol);
         }
-        if self.by_fingerprint.get(&fingerprint) == Some(&id) {
+        if self.by_fingerprint.get(&fingerprint).map(|s| s.id) == Some(id) {
             self.by_fingerprint.remove(&fingerprint);
             if let Some(mut others) = self.collisions.remove(&fingerprint) {
-                if let Some(first) = others.pop() {
-                    self.by_fingerprint.insert(fingerprint, first);
+                if let Some(first) = others.pop().and_then(|other| self.series.get(&other)) {
+                    self.by_fingerprint.insert(fingerprint, Arc::clone(first));
                 }
                 if !others.is_empty() {
                     self.collisions.insert(fingerprint, others);
@@ -385,29 +386,77 @@ pub(crate) struct Head {
 pub(crate) struct AppendGuard<'a> {
     head: &'a Head,
     inner: RwLockReadGuard<'a, HeadInner>,
+    /// Figures of this batch, added to the head's shared atomics once when the guard
+    /// drops: per-sample atomic read-modify-writes on shared cache lines cost more than
+    /// the XOR encoding when several requests append at once.
+    pending: PendingAppends,
+}
+
+/// What a batch appended, not yet in the head's counters.
+#[derive(Debug, Clone, Copy)]
+struct PendingAppends {
+    min_time: i64,
+    max_time: i64,
+    samples: u64,
+    chunks: u64,
+}
+
+impl Default for PendingAppends {
+    fn default() -> PendingAppends {
+        PendingAppends {
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            samples: 0,
+            chunks: 0,
+        }
+    }
+}
+
+impl PendingAppends {
+    fn note(&mut self, t: i64, new_chunks: usize) {
+        self.min_time = self.min_time.min(t);
+        self.max_time = self.max_time.max(t);
+        self.samples += 1;
+        self.chunks += new_chunks as u64;
+    }
+}
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.samples > 0 || pending.chunks > 0 {
+            self.head.note_appends(&pending);
+        }
+    }
 }
 
 impl AppendGuard<'_> {
-    pub(crate) fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<Arc<MemSeries>> {
+    pub(crate) fn lookup(
+        &self,
+        labels: &impl LabelSet,
+        fingerprint: u64,
+    ) -> Option<Arc<MemSeries>> {
         self.inner.lookup(labels, fingerprint).map(Arc::clone)
     }
 
     /// Validates and stores one sample (ms).
     pub(crate) fn append(
-        &self,
+        &mut self,
         series: &MemSeries,
         t: i64,
         v: f64,
         ooo_window: i64,
     ) -> SampleOutcome {
-        let min_valid = self.head.appendable_min(self.inner.min_valid, ooo_window);
+        let min_valid =
+            self.head
+                .appendable_min(self.inner.min_valid, ooo_window, self.pending.max_time);
         let mut data = series.data.lock();
         let chunks_before = data.chunks.len();
         let outcome = data.append(t, v, min_valid, ooo_window, self.head.block_range);
         let new_chunks = data.chunks.len().saturating_sub(chunks_before);
         drop(data);
         if outcome == SampleOutcome::Appended {
-            self.head.note_append(t, new_chunks);
+            self.pending.note(t, new_chunks);
         }
         outcome
     }
@@ -435,7 +484,7 @@ impl<'a> CreateGuard<'a> {
     /// is reached or ids are exhausted. The bool is true when created.
     pub(crate) fn get_or_create(
         &mut self,
-        labels: &Labels,
+        labels: &impl LabelSet,
         max_series: usize,
     ) -> Option<(Arc<MemSeries>, bool)> {
         let fingerprint = labels.fingerprint();
@@ -459,6 +508,7 @@ impl<'a> CreateGuard<'a> {
         AppendGuard {
             head: self.head,
             inner: RwLockWriteGuard::downgrade(self.inner),
+            pending: PendingAppends::default(),
         }
     }
 }
@@ -482,13 +532,15 @@ impl Head {
     }
 
     /// Records one appended sample at `t` that opened `new_chunks` chunks.
-    fn note_append(&self, t: i64, new_chunks: usize) {
-        self.min_time.fetch_min(t, Ordering::Relaxed);
-        self.max_time.fetch_max(t, Ordering::Relaxed);
-        self.num_samples.fetch_add(1, Ordering::Relaxed);
-        if new_chunks > 0 {
-            self.num_chunks
-                .fetch_add(new_chunks as u64, Ordering::Relaxed);
+    fn note_appends(&self, pending: &PendingAppends) {
+        if pending.samples > 0 {
+            self.min_time.fetch_min(pending.min_time, Ordering::Relaxed);
+            self.max_time.fetch_max(pending.max_time, Ordering::Relaxed);
+            self.num_samples
+                .fetch_add(pending.samples, Ordering::Relaxed);
+        }
+        if pending.chunks > 0 {
+            self.num_chunks.fetch_add(pending.chunks, Ordering::Relaxed);
         }
     }
 
@@ -496,8 +548,9 @@ impl Head {
     /// before `min_valid` (persisted) nor more than max(block_range / 2, ooo_window)
     /// before the newest sample in the head, whatever the series — so a new series
     /// cannot write far into the past.
-    fn appendable_min(&self, min_valid: i64, ooo_window: i64) -> i64 {
-        let head_max = self.max_time.load(Ordering::Relaxed);
+    /// `batch_max` is the newest sample of the caller's batch not yet in `max_time`.
+    fn appendable_min(&self, min_valid: i64, ooo_window: i64, batch_max: i64) -> i64 {
+        let head_max = self.max_time.load(Ordering::Relaxed).max(batch_max);
         if head_max == i64::MIN {
             return min_valid;
         }
@@ -518,6 +571,7 @@ impl Head {
         AppendGuard {
             head: self,
             inner: self.inner.read(),
+            pending: PendingAppends::default(),
         }
     }
 
@@ -750,7 +804,13 @@ impl Head {
 
     /// Applies a logged sample without the write-path limits; false when its series
     /// is unknown or the sample is already persisted.
-    pub(crate) fn replay_sample(&self, guard: &AppendGuard<'_>, id: u64, t: i64, v: f64) -> bool {
+    pub(crate) fn replay_sample(
+        &self,
+        guard: &mut AppendGuard<'_>,
+        id: u64,
+        t: i64,
+        v: f64,
+    ) -> bool {
         let Ok(id) = u32::try_from(id) else {
             return false;
         };
@@ -764,7 +824,7 @@ impl Head {
         let new_chunks = data.chunks.len().saturating_sub(chunks_before);
         drop(data);
         if outcome == SampleOutcome::Appended {
-            self.note_append(t, new_chunks);
+            guard.pending.note(t, new_chunks);
         }
         outcome != SampleOutcome::Rejected(RejectReason::TooOld)
     }
@@ -778,7 +838,7 @@ impl Head {
         let per_series_struct = std::mem::size_of::<MemSeries>() + 16;
         memory.series_bytes = inner.symbols.heap_bytes()
             + inner.series.capacity() * (std::mem::size_of::<(u32, Arc<MemSeries>)>() + 1)
-            + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+            + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, Arc<MemSeries>)>() + 1);
         for series in inner.series.values() {
             memory.series_bytes += per_series_struct + series.labels.len() * 4;
             let data = series.data.lock();

@@ -18,6 +18,7 @@ mod compact;
 mod db;
 mod encoding;
 mod head;
+mod id_hash;
 mod index;
 mod inflight;
 mod matcher;
