@@ -27,6 +27,7 @@ pub(crate) const WAL_FSYNC_SECONDS: &str = "sightline_wal_fsync_seconds";
 pub(crate) const ACTIVE_SERIES: &str = "sightline_active_series";
 pub(crate) const HEAD_CHUNKS: &str = "sightline_head_chunks";
 pub(crate) const HEAD_SAMPLES: &str = "sightline_head_samples";
+pub(crate) const HEAD_BYTES: &str = "sightline_head_bytes";
 pub(crate) const BLOCKS: &str = "sightline_blocks";
 pub(crate) const BLOCK_BYTES: &str = "sightline_block_bytes";
 pub(crate) const WAL_BYTES: &str = "sightline_wal_bytes";
@@ -221,7 +222,7 @@ impl SelfMetrics {
             "Tenants with an open metrics store.",
         );
         let _ = writeln!(out, "{TENANTS} {}", dbs.len());
-        let gauges: [(&str, &str, u64); 6] = [
+        let gauges: [(&str, &str, u64); 7] = [
             (
                 ACTIVE_SERIES,
                 "Series in the in-memory heads of all tenants.",
@@ -236,6 +237,11 @@ impl SelfMetrics {
                 HEAD_SAMPLES,
                 "Samples in the in-memory heads of all tenants.",
                 sum(&|s| s.head_samples),
+            ),
+            (
+                HEAD_BYTES,
+                "Estimated heap bytes of the in-memory heads of all tenants (series, index, chunks), as of the last maintenance run.",
+                sum(&|s| s.head_bytes),
             ),
             (BLOCKS, "On-disk blocks of all tenants.", sum(&|s| s.blocks)),
             (

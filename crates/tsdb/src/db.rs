@@ -16,6 +16,10 @@ use sightline_wal::{SegmentId, Wal};
 
 use crate::block::{BLOCK_EXTENSION, Block, TMP_EXTENSION};
 use crate::head::{Head, HeadMemory, SampleOutcome};
+use crate::head_chunks::HeadChunkFiles;
+
+/// Subdirectory of the store holding the head chunk files (scratch, see `head_chunks`).
+const HEAD_CHUNKS_DIR: &str = "head_chunks";
 use crate::inflight::Inflight;
 use crate::matcher::Matcher;
 use crate::metadata::{self as metadata_limits, MetadataUpdate};
@@ -288,7 +292,11 @@ impl Db {
             dir: dir.to_path_buf(),
             blocks_dir,
             block_range,
-            head: Head::new(block_range, boundary),
+            head: Head::new(
+                block_range,
+                boundary,
+                HeadChunkFiles::open(&dir.join(HEAD_CHUNKS_DIR), block_range)?,
+            ),
             blocks: RwLock::new(blocks),
             wal,
             wal_gate: RwLock::new(()),
@@ -534,7 +542,7 @@ impl Db {
             }
         }
         if self.head_overlaps(mint, maxt) {
-            for (labels, samples) in self.head.select(matchers, mint, maxt) {
+            for (labels, samples) in self.head.select(matchers, mint, maxt)? {
                 by_labels.entry(labels).or_default().push(samples);
             }
         }

@@ -18,6 +18,7 @@ mod compact;
 mod db;
 mod encoding;
 mod head;
+mod head_chunks;
 mod id_hash;
 mod index;
 mod inflight;
