@@ -1,0 +1,251 @@
+//! [`TenantQueryable`]: one tenant's metrics store as the PromQL engine sees it.
+//!
+//! The engine speaks milliseconds, the store nanoseconds: the conversion happens here
+//! and nowhere else. A tenant that never wrote is an empty store, not an error. The
+//! per-query limits that must hold *before* data is read are checked here, since the
+//! engine loads every selector's data before evaluating: the query's deadline, the
+//! series it selects (`query.max_series`, checked from labels alone, before any
+//! sample is read) and the samples it loads (`query.max_samples`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use sightline_model::time::{NANOS_PER_MILLI, to_millis};
+use sightline_promql::{Error, Matcher, Millis, Queryable, Result, StoredSeries};
+use sightline_tsdb::Db;
+
+/// Phase named in timeout errors raised while reading the store (Prometheus' name for
+/// the part of a query that selects its data).
+const SELECT_PHASE: &str = "query preparation";
+
+/// Limits one query's reads must stay within.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadLimits {
+    /// Most series all selectors of the query may select together.
+    pub(crate) max_series: usize,
+    /// Most samples all selectors of the query may load together.
+    pub(crate) max_samples: usize,
+    /// When the query must be done; `None` when its timeout cannot be represented.
+    pub(crate) deadline: Option<Instant>,
+    /// The query's whole timeout, for the message when the deadline passes.
+    pub(crate) timeout_seconds: f64,
+}
+
+/// One tenant's store for one query; counts what the query has read so far.
+#[derive(Debug)]
+pub(crate) struct TenantQueryable {
+    /// `None`: the tenant has never written.
+    db: Option<Arc<Db>>,
+    limits: ReadLimits,
+    selected_series: AtomicUsize,
+    loaded_samples: AtomicUsize,
+}
+
+impl TenantQueryable {
+    pub(crate) fn new(db: Option<Arc<Db>>, limits: ReadLimits) -> TenantQueryable {
+        TenantQueryable {
+            db,
+            limits,
+            selected_series: AtomicUsize::new(0),
+            loaded_samples: AtomicUsize::new(0),
+        }
+    }
+
+    fn check_deadline(&self) -> Result<()> {
+        if self
+            .limits
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(Error::Timeout {
+                phase: SELECT_PHASE,
+                limit_seconds: self.limits.timeout_seconds,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds `count` to `total`; errors with `message(new total)` past `limit`.
+    fn count_against(
+        total: &AtomicUsize,
+        count: usize,
+        limit: usize,
+        message: impl FnOnce(usize) -> String,
+    ) -> Result<()> {
+        let now = total
+            .fetch_add(count, Ordering::Relaxed)
+            .saturating_add(count);
+        if now > limit {
+            return Err(Error::Limit(message(now)));
+        }
+        Ok(())
+    }
+}
+
+/// `[mint, maxt]` in milliseconds as the store's inclusive nanosecond range.
+fn nanos_range(mint: Millis, maxt: Millis) -> (i64, i64) {
+    (
+        mint.saturating_mul(NANOS_PER_MILLI),
+        maxt.saturating_mul(NANOS_PER_MILLI)
+            .saturating_add(NANOS_PER_MILLI - 1),
+    )
+}
+
+impl Queryable for TenantQueryable {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: Millis,
+        maxt: Millis,
+    ) -> Result<Vec<StoredSeries>> {
+        self.check_deadline()?;
+        let Some(db) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let (mint_ns, maxt_ns) = nanos_range(mint, maxt);
+        let max_series = self.limits.max_series;
+        let series = db
+            .series(matchers, mint_ns, maxt_ns)
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        Self::count_against(&self.selected_series, series.len(), max_series, |n| {
+            format!(
+                "query would select at least {} series; limit is {} (query.max_series)",
+                thousands(n),
+                thousands(max_series)
+            )
+        })?;
+        drop(series);
+        self.check_deadline()?;
+        let selected = db
+            .select(matchers, mint_ns, maxt_ns)
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let samples: usize = selected.iter().map(|s| s.samples.len()).sum();
+        let max_samples = self.limits.max_samples;
+        Self::count_against(&self.loaded_samples, samples, max_samples, |_| {
+            format!(
+                "query processing would load too many samples into memory in query execution; \
+                 limit is {} (query.max_samples)",
+                thousands(max_samples)
+            )
+        })?;
+        Ok(selected
+            .into_iter()
+            .map(|series| StoredSeries {
+                labels: series.labels,
+                samples: series
+                    .samples
+                    .iter()
+                    .map(|sample| (to_millis(sample.timestamp), sample.value))
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+/// `11000` → `11,000`, as Prometheus writes limits in its messages.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_model::{Labels, Sample, TimeSeries, WriteRequest};
+    use sightline_promql::MatchOp;
+
+    use super::*;
+
+    fn limits(max_series: usize, max_samples: usize) -> ReadLimits {
+        ReadLimits {
+            max_series,
+            max_samples,
+            deadline: None,
+            timeout_seconds: 120.0,
+        }
+    }
+
+    fn db_with(series: &[(&str, &[i64])]) -> (tempfile::TempDir, Arc<Db>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), sightline_tsdb::DbOptions::default()).unwrap();
+        let request = WriteRequest {
+            series: series
+                .iter()
+                .map(|(job, times)| TimeSeries {
+                    labels: Labels::from_pairs([("__name__", "up"), ("job", *job)]),
+                    samples: times
+                        .iter()
+                        .map(|t| Sample {
+                            timestamp: t * NANOS_PER_MILLI,
+                            value: 1.0,
+                        })
+                        .collect(),
+                    exemplars: Vec::new(),
+                })
+                .collect(),
+            metadata: Vec::new(),
+        };
+        db.append(&request).unwrap();
+        (dir, Arc::new(db))
+    }
+
+    fn up() -> Vec<Matcher> {
+        vec![Matcher::new(MatchOp::Equal, "__name__", "up").unwrap()]
+    }
+
+    #[test]
+    fn converts_milliseconds_at_the_boundary() {
+        let base = sightline_model::time::to_millis(sightline_model::time::now());
+        let (_dir, db) = db_with(&[("a", &[base, base + 1, base + 2])]);
+        let store = TenantQueryable::new(Some(db), limits(10, 100));
+        let found = store.select(&up(), base + 1, base + 1).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].samples, vec![(base + 1, 1.0)]);
+        let empty = TenantQueryable::new(None, limits(10, 100));
+        assert_eq!(empty.select(&up(), 0, base).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn series_and_samples_are_limited_across_selects() {
+        let base = sightline_model::time::to_millis(sightline_model::time::now());
+        let (_dir, db) = db_with(&[("a", &[base]), ("b", &[base])]);
+        let store = TenantQueryable::new(Some(Arc::clone(&db)), limits(3, 100));
+        store.select(&up(), base, base).unwrap();
+        let error = store.select(&up(), base, base).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "query would select at least 4 series; limit is 3 (query.max_series)"
+        );
+        let store = TenantQueryable::new(Some(db), limits(10, 1));
+        let error = store.select(&up(), base, base).unwrap_err().to_string();
+        assert!(error.contains("limit is 1 (query.max_samples)"), "{error}");
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_reads() {
+        let store = TenantQueryable::new(
+            None,
+            ReadLimits {
+                deadline: Some(Instant::now()),
+                ..limits(1, 1)
+            },
+        );
+        let error = store.select(&up(), 0, 1).unwrap_err();
+        assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(11_000), "11,000");
+        assert_eq!(thousands(50_000_000), "50,000,000");
+    }
+}
