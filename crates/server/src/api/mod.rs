@@ -73,8 +73,12 @@ fn respond(result: ApiResult) -> Response {
     match result {
         Ok(response) => response,
         Err(error) => {
-            if matches!(error.kind, ErrorKind::Internal | ErrorKind::Execution) {
+            // Our failures are logged; a client's bad query or a query past a limit
+            // (execution, timeout) is its own business and only worth a debug line.
+            if error.kind == ErrorKind::Internal {
                 tracing::error!(error = %error.message, "prometheus api request failed");
+            } else {
+                tracing::debug!(kind = ?error.kind, error = %error.message, "prometheus api request refused");
             }
             error.into_prometheus_response()
         }
@@ -109,7 +113,10 @@ where
 fn store_error(error: sightline_tsdb::Error) -> ApiError {
     match error {
         sightline_tsdb::Error::InvalidRegex { .. } => ApiError::bad_data(error.to_string()),
-        other => ApiError::new(ErrorKind::Execution, other.to_string()),
+        other => {
+            tracing::error!(error = %other, "store read failed");
+            ApiError::new(ErrorKind::Execution, other.to_string())
+        }
     }
 }
 

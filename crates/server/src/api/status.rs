@@ -301,6 +301,8 @@ pub(crate) async fn index_page(State(state): State<AppState>) -> Html<String> {
          <li><a href=\"/api/v1/label/__name__/values\">/api/v1/label/__name__/values</a></li>\n\
          <li><a href=\"/api/v1/metadata\">/api/v1/metadata</a></li>\n\
          <li><a href=\"/api/v1/status/buildinfo\">/api/v1/status/buildinfo</a></li>\n\
+         <li><a href=\"/api/v1/status/runtimeinfo\">/api/v1/status/runtimeinfo</a></li>\n\
+         <li><a href=\"/api/v1/status/tsdb\">/api/v1/status/tsdb</a> (head cardinality)</li>\n\
          <li><a href=\"/-/ready\">/-/ready</a></li>\n\
          </ul>\n</body></html>\n"
     ))
