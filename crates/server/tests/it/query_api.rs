@@ -245,6 +245,37 @@ async fn queries_answer_in_prometheus_shapes() {
             ]}])
         )
     );
+    // Prometheus' fixed resolution limit is the default: 11,000 steps pass, 11,001 not.
+    let steps = |count: i64| {
+        let server = &server;
+        async move {
+            api_get(
+                server,
+                None,
+                "/api/v1/query_range",
+                &[
+                    ("query", "vector(1)"),
+                    ("start", "0"),
+                    ("end", &count.to_string()),
+                    ("step", "1s"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = steps(11_000).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["result"][0]["values"].as_array().map(Vec::len),
+        Some(11_001)
+    );
+    assert_error(
+        steps(11_001).await,
+        400,
+        "bad_data",
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query \
+         resolution (?step=XX)",
+    );
     // A form POST to /api/v1/query works as a GET does.
     let (status, body) = api_post_form(
         &server,
