@@ -55,24 +55,36 @@ async fn query_at(server: &TestServer, tenant: Option<&str>, query: &str, at: i6
     body
 }
 
+/// GET `/api/v1/query_range` with its four parameters as sent.
+async fn get_range(
+    server: &TestServer,
+    tenant: Option<&str>,
+    query: &str,
+    (start, end, step): (&str, &str, &str),
+) -> (u16, Value) {
+    api_get(
+        server,
+        tenant,
+        "/api/v1/query_range",
+        &[
+            ("query", query),
+            ("start", start),
+            ("end", end),
+            ("step", step),
+        ],
+    )
+    .await
+}
+
+/// A range query from `start` to `end` (ms) that must succeed.
 async fn query_range(
     server: &TestServer,
     tenant: Option<&str>,
     query: &str,
     (start, end, step_seconds): (i64, i64, &str),
 ) -> Value {
-    let (status, body) = api_get(
-        server,
-        tenant,
-        "/api/v1/query_range",
-        &[
-            ("query", query),
-            ("start", &seconds_text(start)),
-            ("end", &seconds_text(end)),
-            ("step", step_seconds),
-        ],
-    )
-    .await;
+    let (start, end) = (seconds_text(start), seconds_text(end));
+    let (status, body) = get_range(server, tenant, query, (&start, &end, step_seconds)).await;
     assert_eq!(status, 200, "{query}: {body}");
     body
 }
@@ -248,20 +260,7 @@ async fn queries_answer_in_prometheus_shapes() {
     // Prometheus' fixed resolution limit is the default: 11,000 steps pass, 11,001 not.
     let steps = |count: i64| {
         let server = &server;
-        async move {
-            api_get(
-                server,
-                None,
-                "/api/v1/query_range",
-                &[
-                    ("query", "vector(1)"),
-                    ("start", "0"),
-                    ("end", &count.to_string()),
-                    ("step", "1s"),
-                ],
-            )
-            .await
-        }
+        async move { get_range(server, None, "vector(1)", ("0", &count.to_string(), "1s")).await }
     };
     let (status, body) = steps(11_000).await;
     assert_eq!(status, 200, "{body}");
@@ -398,21 +397,7 @@ async fn query_errors_have_prometheus_types_statuses_and_limits() {
         "error parsing lookback delta duration",
     );
     let range = |start: &'static str, end: &'static str, step: &'static str| {
-        let server = &server;
-        async move {
-            api_get(
-                server,
-                None,
-                "/api/v1/query_range",
-                &[
-                    ("query", "qa_requests_total"),
-                    ("start", start),
-                    ("end", end),
-                    ("step", step),
-                ],
-            )
-            .await
-        }
+        get_range(&server, None, "qa_requests_total", (start, end, step))
     };
     assert_error(
         range("10", "5", "1").await,
