@@ -723,6 +723,14 @@ mod tests {
             err.contains("limits.ingestion_rate_samples_per_second"),
             "{err}"
         );
+        let err = Config::parse("query:\n  max_concurrent: 0\n  timeout: 0s\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("query.max_concurrent must be above 0"),
+            "{err}"
+        );
+        assert!(err.contains("query.timeout must be above 0s"), "{err}");
     }
 
     #[test]
