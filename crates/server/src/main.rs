@@ -20,6 +20,8 @@ mod ingest_http;
 mod limits;
 mod maintenance;
 mod otlp_grpc;
+mod query_runner;
+mod query_store;
 mod self_metrics;
 mod state;
 mod tenant;

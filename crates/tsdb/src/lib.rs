@@ -13,6 +13,7 @@
 //! blocks and dropped by retention.
 
 mod block;
+pub mod cardinality;
 pub mod chunk;
 mod compact;
 mod db;
