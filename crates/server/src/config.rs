@@ -25,6 +25,14 @@ pub(crate) struct Config {
     pub(crate) storage: StorageConfig,
     /// Per-tenant limits.
     pub(crate) limits: LimitsConfig,
+    /// Scrape jobs in Prometheus' `scrape_configs` shape (paste them from a
+    /// `prometheus.yml`): `job_name`, `scrape_interval` (default 1m), `scrape_timeout`
+    /// (10s), `metrics_path` (/metrics), `scheme` (http only), `params`, `basic_auth`,
+    /// `authorization`/`bearer_token`/`bearer_token_file`, `honor_labels`,
+    /// `honor_timestamps`, `sample_limit`, `body_size_limit`, `static_configs`,
+    /// `file_sd_configs`, `relabel_configs` and `metric_relabel_configs`. Sightline adds
+    /// `tenant` (default `default`): the tenant a job's samples are written to.
+    pub(crate) scrape_configs: Vec<sightline_scrape::ScrapeConfig>,
 }
 
 impl Default for Config {
@@ -34,6 +42,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
+            scrape_configs: Vec::new(),
         }
     }
 }
@@ -335,6 +344,7 @@ impl Config {
             limits.max_label_name_bytes > 0 && limits.max_label_value_bytes > 0,
             "limits.max_label_name_bytes and limits.max_label_value_bytes must be above 0",
         );
+        problems.extend(scrape_problems(&self.scrape_configs));
         problems
     }
 
@@ -363,6 +373,32 @@ impl Config {
             },
         }
     }
+}
+
+/// Scrape jobs that parse but cannot run: a repeated `job_name`, a tenant id that is
+/// not valid or reserved.
+fn scrape_problems(jobs: &[sightline_scrape::ScrapeConfig]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for job in jobs {
+        if !seen.insert(job.job_name.as_str()) {
+            problems.push(format!(
+                "  - scrape_configs: job_name {:?} is used more than once",
+                job.job_name
+            ));
+        }
+        let reason = match sightline_model::TenantId::parse(&job.tenant) {
+            Ok(tenant) => crate::tenant::reserved_reason(&tenant).map(str::to_string),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(reason) = reason {
+            problems.push(format!(
+                "  - scrape_configs: job {:?} has an invalid tenant {:?}: {reason}",
+                job.job_name, job.tenant
+            ));
+        }
+    }
+    problems
 }
 
 /// A duration written as a string of number+unit parts: `10ms`, `30s`, `10m`, `2h`,
@@ -681,5 +717,31 @@ mod tests {
         assert_eq!(options.max_series, 7);
         assert_eq!(options.wal.fsync, sightline_wal::FsyncPolicy::None);
         assert_eq!(options.block_range, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn scrape_configs_are_read_and_checked() {
+        let config = Config::parse(
+            "scrape_configs:\n  - job_name: node\n    scrape_interval: 15s\n    static_configs: [{targets: ['h:9100']}]\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(config.scrape_configs[0].job_name, "node");
+        assert_eq!(config.scrape_configs[0].tenant, "default");
+        let err = Config::parse(
+            "scrape_configs:\n  - job_name: a\n  - job_name: a\n    tenant: LOCK\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"a\" is used more than once"), "{err}");
+        assert!(err.contains("invalid tenant \"LOCK\""), "{err}");
+        let err = Config::parse(
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: drop\n        regex: '('\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("invalid regex") && err.contains('4'), "{err}");
     }
 }

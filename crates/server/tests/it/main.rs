@@ -13,5 +13,6 @@ mod durability;
 mod otlp;
 mod remote_write;
 mod review_fixes;
+mod scrape;
 mod server;
 mod tenancy;
