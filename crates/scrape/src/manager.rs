@@ -131,6 +131,8 @@ async fn run_job<S: ScrapeSink>(
         .fold(options.file_sd_poll_interval, Duration::min)
         .max(Duration::from_millis(100));
     let mut running: HashMap<u64, RunningTarget> = HashMap::new();
+    // Loops of removed targets, still writing their staleness markers.
+    let mut retiring: Vec<JoinHandle<()>> = Vec::new();
     loop {
         let mut groups = static_groups.clone();
         if !config.file_sd_configs.is_empty() {
@@ -164,7 +166,8 @@ async fn run_job<S: ScrapeSink>(
             .into_iter()
             .map(|target| (target.key(), target))
             .collect();
-        sync_targets(&context, &sink, &mut running, wanted);
+        retiring.retain(|handle| !handle.is_finished());
+        sync_targets(&context, &sink, &mut running, &mut retiring, wanted);
         context.stats.set_targets(&config.job_name, running.len());
         if config.file_sd_configs.is_empty() {
             let _ = stop.wait_for(|stopping| *stopping).await;
@@ -179,6 +182,9 @@ async fn run_job<S: ScrapeSink>(
         let _ = target.stop.send(Stop::Shutdown);
         let _ = target.handle.await;
     }
+    for handle in retiring {
+        let _ = handle.await;
+    }
     context.stats.set_targets(&config.job_name, 0);
 }
 
@@ -187,6 +193,7 @@ fn sync_targets<S: ScrapeSink>(
     context: &Arc<JobContext>,
     sink: &Arc<S>,
     running: &mut HashMap<u64, RunningTarget>,
+    retiring: &mut Vec<JoinHandle<()>>,
     mut wanted: HashMap<u64, Target>,
 ) {
     let gone: Vec<u64> = running
@@ -198,7 +205,7 @@ fn sync_targets<S: ScrapeSink>(
         if let Some(target) = running.remove(&key) {
             // The loop writes its staleness markers and ends on its own.
             let _ = target.stop.send(Stop::TargetRemoved);
-            drop(target.handle);
+            retiring.push(target.handle);
         }
     }
     running.retain(|_, target| !target.handle.is_finished());

@@ -126,6 +126,19 @@ scrape_configs:
       - {{source_labels: [team], regex: blue, action: keep}}
     metric_relabel_configs:
       - {{source_labels: [__name__], regex: 'sc_drop_.*', action: drop}}
+  - job_name: limited
+    scrape_interval: 1s
+    sample_limit: 2
+    static_configs:
+      - targets: ['{address}']
+  - job_name: honoring
+    scrape_interval: 1s
+    honor_labels: true
+    metric_relabel_configs:
+      - {{source_labels: [__name__], regex: sc_a, action: keep}}
+    static_configs:
+      - targets: ['{address}']
+        labels: {{k: from_target, extra: x}}
   - job_name: dropped
     scrape_interval: 1s
     static_configs:
@@ -140,8 +153,8 @@ scrape_configs:
     let instance = target.address.to_string();
 
     wait_for_value(&server, "up{job=\"e2e\"}", "1").await;
-    wait_for_value(&server, "sc_a", "3").await;
-    let series = select(&server, "sc_a").await;
+    wait_for_value(&server, "sc_a{job=\"e2e\"}", "3").await;
+    let series = select(&server, "sc_a{job=\"e2e\"}").await;
     assert_eq!(
         series[0].0,
         serde_json::json!({"__name__": "sc_a", "job": "e2e", "instance": instance, "k": "v", "team": "blue"})
@@ -171,6 +184,14 @@ scrape_configs:
             .await
             .is_some()
     );
+    // Over sample_limit: the scrape fails and nothing of it is stored.
+    wait_for_value(&server, "up{job=\"limited\"}", "0").await;
+    assert!(select(&server, "sc_b{job=\"limited\"}").await.is_empty());
+    // honor_labels: the exposed k wins over the target's.
+    wait_for_value(&server, "sc_a{job=\"honoring\"}", "3").await;
+    let honored = select(&server, "sc_a{job=\"honoring\"}").await;
+    assert_eq!(honored[0].0["k"], "v");
+    assert_eq!(honored[0].0["extra"], "x");
     assert!(
         select(&server, "sc_drop_me").await.is_empty(),
         "metric_relabel_configs drop"
@@ -182,13 +203,13 @@ scrape_configs:
 
     // A series the target stops exposing gets a staleness marker.
     target.set("# TYPE sc_a gauge\nsc_a{k=\"v\"} 4\n");
-    wait_for_absent(&server, "sc_b").await;
-    wait_for_value(&server, "sc_a", "4").await;
+    wait_for_absent(&server, "sc_b{job=\"e2e\"}").await;
+    wait_for_value(&server, "sc_a{job=\"e2e\"}", "4").await;
 
     // The target failing: up = 0 and its series go stale.
     target.set_down(true);
     wait_for_value(&server, "up{job=\"e2e\"}", "0").await;
-    wait_for_absent(&server, "sc_a").await;
+    wait_for_absent(&server, "sc_a{job=\"e2e\"}").await;
     target.set_down(false);
     wait_for_value(&server, "up{job=\"e2e\"}", "1").await;
 
