@@ -268,8 +268,8 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
                     .map_err(|e| format!("job {job:?}: {e}"))?;
             }
         }
-        if raw.tenant.is_empty() {
-            return Err(format!("job {job:?}: tenant is empty"));
+        if let Err(e) = sightline_model::TenantId::parse(&raw.tenant) {
+            return Err(format!("job {job:?}: {e}"));
         }
         Ok(ScrapeConfig {
             job_name: raw.job_name,
@@ -547,6 +547,10 @@ mod tests {
                 "requires 'target_label' value",
             ),
             ("- {job_name: a, scrape_intervall: 5s}", "scrape_intervall"),
+            (
+                "- {job_name: a, tenant: 'a/b'}",
+                "tenant id \"a/b\" is not valid",
+            ),
             (
                 "- {job_name: a, static_configs: [{targets: [x], labels: {'a-b': c}}]}",
                 "not a valid label name",

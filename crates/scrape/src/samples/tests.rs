@@ -219,3 +219,46 @@ fn exemplars_take_the_sample_time_when_they_have_none() {
         .unwrap();
     assert_eq!(created.exemplars[0].timestamp, 3_500_000_000);
 }
+
+mod model {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One scrape of a model run: the names exposed, or a failure.
+    fn scrape_strategy() -> impl Strategy<Value = Option<BTreeSet<u8>>> {
+        prop::option::weighted(0.8, prop::collection::btree_set(0u8..6, 0..6))
+    }
+
+    proptest! {
+        /// Against a brute-force oracle: a series gets a staleness marker exactly when
+        /// it was written by the previous scrape and is not written by this one, and
+        /// `up`/`scrape_series_added` follow.
+        #[test]
+        fn staleness_follows_the_oracle(scrapes in prop::collection::vec(scrape_strategy(), 1..12)) {
+            let mut memory = SeriesMemory::default();
+            let mut previous: BTreeSet<u8> = BTreeSet::new();
+            for (index, scrape) in scrapes.iter().enumerate() {
+                let at = 1_000 * (index as i64 + 1);
+                let exposition = match scrape {
+                    Some(names) => body(&names.iter().map(|n| format!("m{n} 1\n")).collect::<String>()),
+                    None => Err("down".to_string()),
+                };
+                let (request, summary) = memory.scrape(&SampleRules::default(), &target(), exposition, at, 0.1);
+                let current = scrape.clone().unwrap_or_default();
+                prop_assert_eq!(summary.up, scrape.is_some());
+                prop_assert_eq!(summary.series_added, current.difference(&previous).count());
+                for n in 0u8..6 {
+                    let values: Vec<f64> = find(&request, &format!("m{n}")).into_iter().map(|(_, v, _)| v).collect();
+                    let want_stale = previous.contains(&n) && !current.contains(&n);
+                    let want_value = current.contains(&n);
+                    prop_assert_eq!(values.iter().filter(|v| is_stale_nan(**v)).count(), usize::from(want_stale), "m{} at scrape {}", n, index);
+                    prop_assert_eq!(values.iter().filter(|v| **v == 1.0).count(), usize::from(want_value), "m{} at scrape {}", n, index);
+                }
+                previous = current;
+            }
+        }
+    }
+}
