@@ -25,6 +25,9 @@ pub struct ManagerOptions {
     pub file_sd_poll_interval: Duration,
     /// `User-Agent` of scrape requests.
     pub user_agent: String,
+    /// Label limits of every scraped series (the server's tenant limits); a series
+    /// over them fails its scrape.
+    pub label_limits: sightline_pipeline::LabelLimits,
 }
 
 impl Default for ManagerOptions {
@@ -32,6 +35,7 @@ impl Default for ManagerOptions {
         ManagerOptions {
             file_sd_poll_interval: Duration::from_secs(5),
             user_agent: "Sightline".to_string(),
+            label_limits: sightline_pipeline::LabelLimits::default(),
         }
     }
 }
@@ -73,6 +77,7 @@ impl ScrapeManager {
                     honor_timestamps: config.honor_timestamps,
                     sample_limit: config.sample_limit,
                     metric_relabel_configs: config.metric_relabel_configs.clone(),
+                    label_limits: options.label_limits,
                 },
                 basic_auth: config.basic_auth.clone(),
                 authorization: config.authorization.clone(),

@@ -9,7 +9,7 @@ use sightline_model::{
     Exemplar, Label, Labels, LabelsBuilder, METRIC_NAME_LABEL, STALE_NAN_BITS, Sample, TimeSeries,
     WriteRequest, time,
 };
-use sightline_pipeline::{RelabelConfig, relabel};
+use sightline_pipeline::{LabelLimits, RelabelConfig, relabel};
 
 /// The report series, in the order Prometheus writes them.
 pub const REPORT_SERIES: [&str; 5] = [
@@ -28,6 +28,8 @@ pub struct SampleRules {
     /// 0 = no limit.
     pub sample_limit: usize,
     pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// A series over these fails the scrape, like Prometheus' `label_limit`s.
+    pub label_limits: LabelLimits,
 }
 
 /// What one target remembers between scrapes: the series it wrote last time, so a
@@ -206,6 +208,7 @@ impl SeriesMemory {
                 continue;
             }
             let labels = builder.build();
+            rules.label_limits.check(&labels)?;
             if labels.metric_name().is_none() {
                 return Err(format!(
                     "__name__ label is missing after metric_relabel_configs: {labels}"

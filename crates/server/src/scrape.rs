@@ -35,8 +35,14 @@ pub(crate) fn start(state: &AppState) -> anyhow::Result<Option<ScrapeManager>> {
         return Ok(None);
     }
     let job_count = jobs.len();
+    let limits = &state.config().limits;
     let options = ManagerOptions {
         user_agent: format!("Sightline/{}", env!("CARGO_PKG_VERSION")),
+        label_limits: sightline_pipeline::LabelLimits {
+            max_label_names_per_series: limits.max_label_names_per_series,
+            max_label_name_bytes: limits.max_label_name_bytes,
+            max_label_value_bytes: limits.max_label_value_bytes,
+        },
         ..ManagerOptions::default()
     };
     let sink = Arc::new(StoreSink {

@@ -262,3 +262,23 @@ mod model {
         }
     }
 }
+
+#[test]
+fn label_limits_fail_the_scrape() {
+    let mut memory = SeriesMemory::default();
+    let rules = SampleRules {
+        label_limits: sightline_pipeline::LabelLimits {
+            max_label_value_bytes: 3,
+            ..sightline_pipeline::LabelLimits::default()
+        },
+        ..SampleRules::default()
+    };
+    let short_target = labels(&[("job", "j")]);
+    let (_, summary) = memory.scrape(&rules, &short_target, body("a{x=\"abc\"} 1\n"), 1_000, 0.1);
+    assert!(summary.up);
+    let (request, summary) =
+        memory.scrape(&rules, &short_target, body("a{x=\"abcd\"} 1\n"), 2_000, 0.1);
+    assert!(!summary.up);
+    assert!(summary.error.unwrap().contains("max_label_value_bytes"));
+    assert_eq!(report(&request, "up"), 0.0);
+}
