@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::client::{instant_query, now_millis, wait_until};
+use crate::client::{api_get, instant_query, now_millis, seconds_text, wait_until};
 use crate::server::TestServer;
 
 /// How long a scrape-driven condition may take (scrapes run every second).
@@ -28,8 +28,14 @@ struct Target {
     body: Arc<Mutex<TargetBody>>,
 }
 
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
 impl Target {
     fn start(text: &str) -> Target {
+        Target::start_with_content_type(text, PROMETHEUS_TEXT)
+    }
+
+    fn start_with_content_type(text: &str, content_type: &'static str) -> Target {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
         let address = listener.local_addr().expect("target address");
         let body = Arc::new(Mutex::new(TargetBody {
@@ -54,7 +60,7 @@ impl Target {
                     }
                 };
                 let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
                     text.len()
                 );
                 let _ = stream.write_all(response.as_bytes());
@@ -262,4 +268,50 @@ scrape_configs:
     std::fs::write(&file, "[]").expect("write file_sd file");
     wait_for_absent(&server, "up{job=\"fsd\"}").await;
     wait_for_absent(&server, "fsd_metric").await;
+}
+
+#[tokio::test]
+async fn openmetrics_exemplars_and_metadata_are_stored() {
+    let target = Target::start_with_content_type(
+        "# TYPE om_requests counter\n# HELP om_requests Requests served.\n\
+         om_requests_total{code=\"200\"} 5 # {trace_id=\"4bf92f35\"} 1.5\n\
+         om_requests_created{code=\"200\"} 1700000000.5\n# EOF\n",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    );
+    let config = format!(
+        "scrape_configs:\n  - job_name: om\n    scrape_interval: 1s\n    static_configs: [{{targets: ['{}']}}]\n",
+        target.address
+    );
+    let started = now_millis();
+    let server = TestServer::start_with_config(Some(&config)).await;
+    wait_for_value(&server, "om_requests_total", "5").await;
+    // `_created` is an ordinary series, as in Prometheus 2.42.
+    wait_for_value(&server, "om_requests_created", "1700000000.5").await;
+    let (status, body) = api_get(
+        &server,
+        None,
+        "/api/v1/query_exemplars",
+        &[
+            ("query", "om_requests_total"),
+            ("start", &seconds_text(started - 1_000)),
+            ("end", &seconds_text(now_millis() + 1_000)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let exemplar = &body["data"][0]["exemplars"][0];
+    assert_eq!(exemplar["labels"]["trace_id"], "4bf92f35", "{body}");
+    assert_eq!(exemplar["value"], "1.5", "{body}");
+    let (_, body) = api_get(
+        &server,
+        None,
+        "/api/v1/metadata",
+        &[("metric", "om_requests")],
+    )
+    .await;
+    assert_eq!(body["data"]["om_requests"][0]["type"], "counter", "{body}");
+    assert_eq!(
+        body["data"]["om_requests"][0]["help"], "Requests served.",
+        "{body}"
+    );
 }
