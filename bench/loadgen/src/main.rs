@@ -120,6 +120,8 @@ fn start_ms(args: &Args, now_ms: i64) -> anyhow::Result<i64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // reqwest is built with rustls and no crypto provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     if args.url.is_none() && !args.dry_run {
         bail!("--url is required (or --dry-run)");

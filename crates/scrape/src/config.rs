@@ -41,6 +41,7 @@ pub struct ScrapeConfig {
     pub body_size_limit: u64,
     pub basic_auth: Option<BasicAuth>,
     pub authorization: Option<Authorization>,
+    pub tls_config: TlsConfig,
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
     pub relabel_configs: Vec<RelabelConfig>,
@@ -65,6 +66,24 @@ impl Scheme {
             Scheme::Https => "https",
         }
     }
+}
+
+/// `tls_config`: how https targets are verified and how we authenticate to them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM CA certificates that verify targets, instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (with `key_file`) for targets that require mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Accept any certificate (no verification at all). For tests and emergencies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
 }
 
 /// `basic_auth`.
@@ -176,6 +195,8 @@ struct RawScrapeConfig {
     bearer_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bearer_token_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "is_default_tls")]
+    tls_config: TlsConfig,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     static_configs: Vec<StaticConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -186,6 +207,10 @@ struct RawScrapeConfig {
     metric_relabel_configs: Vec<RelabelConfig>,
     #[serde(default = "default_tenant")]
     tenant: String,
+}
+
+fn is_default_tls(tls: &TlsConfig) -> bool {
+    *tls == TlsConfig::default()
 }
 
 fn default_metrics_path() -> String {
@@ -234,10 +259,9 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
                 raw.metrics_path
             ));
         }
-        if raw.scheme == Scheme::Https {
+        if raw.tls_config.cert_file.is_some() != raw.tls_config.key_file.is_some() {
             return Err(format!(
-                "job {job:?}: scheme https is not supported yet (this build has no TLS \
-                 client); scrape over http"
+                "job {job:?}: tls_config needs both cert_file and key_file, or neither"
             ));
         }
         let authorization = merge_authorization(job, &raw)?;
@@ -284,6 +308,7 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
             body_size_limit: raw.body_size_limit,
             basic_auth: raw.basic_auth,
             authorization,
+            tls_config: raw.tls_config,
             static_configs: raw.static_configs,
             file_sd_configs: raw.file_sd_configs,
             relabel_configs: raw.relabel_configs,
@@ -354,6 +379,7 @@ impl From<ScrapeConfig> for RawScrapeConfig {
             authorization: config.authorization,
             bearer_token: None,
             bearer_token_file: None,
+            tls_config: config.tls_config,
             static_configs: config.static_configs,
             file_sd_configs: config.file_sd_configs,
             relabel_configs: config.relabel_configs,
@@ -538,6 +564,14 @@ mod tests {
                 "at most one of basic_auth",
             ),
             ("- {job_name: a, scheme: ftp}", "ftp"),
+            (
+                "- {job_name: a, tls_config: {cert_file: c.pem}}",
+                "both cert_file and key_file",
+            ),
+            (
+                "- {job_name: a, tls_config: {server_name: x}}",
+                "server_name",
+            ),
             (
                 "- {job_name: a, metrics_path: metrics}",
                 "must start with '/'",

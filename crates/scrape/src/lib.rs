@@ -89,6 +89,14 @@ impl ScrapeStats {
     }
 }
 
+/// Makes ring the process' rustls crypto provider. reqwest is built with rustls and
+/// no provider of its own (one provider, no aws-lc C build), so every process that
+/// builds a `reqwest::Client` calls this first; calling it again does nothing.
+pub fn install_tls_provider() {
+    // Err means a provider is already installed, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Errors of starting the scrapes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -96,6 +104,9 @@ pub enum Error {
     DuplicateJob(String),
     #[error("cannot build the scrape HTTP client: {0}")]
     HttpClient(String),
+    /// A `tls_config` file cannot be read or parsed.
+    #[error("job {job:?}: tls_config: {message}")]
+    Tls { job: String, message: String },
 }
 
 /// Result alias of this crate.

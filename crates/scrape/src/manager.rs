@@ -64,10 +64,7 @@ impl ScrapeManager {
         let (stop, stop_receiver) = watch::channel(false);
         let mut jobs = Vec::with_capacity(configs.len());
         for config in configs {
-            let client = reqwest::Client::builder()
-                .user_agent(options.user_agent.clone())
-                .build()
-                .map_err(|e| Error::HttpClient(e.to_string()))?;
+            let client = http_client(&config, &options.user_agent)?;
             let context = Arc::new(JobContext {
                 job_name: config.job_name.clone(),
                 tenant: config.tenant.clone(),
@@ -232,3 +229,48 @@ fn sync_targets<S: ScrapeSink>(
 
 #[cfg(test)]
 mod tests;
+
+/// The job's HTTP client: its user agent and its `tls_config`.
+fn http_client(config: &crate::ScrapeConfig, user_agent: &str) -> Result<reqwest::Client> {
+    crate::install_tls_provider();
+    let tls_error = |message: String| Error::Tls {
+        job: config.job_name.clone(),
+        message,
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| tls_error(format!("cannot read {}: {e}", path.display())))
+    };
+    let tls = &config.tls_config;
+    let mut builder = reqwest::Client::builder().user_agent(user_agent);
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = read(ca_file)?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| tls_error(format!("ca_file {}: {e}", ca_file.display())))?;
+        if certificates.is_empty() {
+            return Err(tls_error(format!(
+                "ca_file {} holds no PEM certificate",
+                ca_file.display()
+            )));
+        }
+        builder = builder.tls_certs_only(certificates);
+    }
+    if let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = read(cert_file)?;
+        pem.push(b'\n');
+        pem.extend_from_slice(&read(key_file)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            tls_error(format!(
+                "cert_file {} / key_file {}: {e}",
+                cert_file.display(),
+                key_file.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::HttpClient(e.to_string()))
+}

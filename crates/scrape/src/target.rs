@@ -101,8 +101,10 @@ pub fn populate(
         return Err("no address".to_string());
     };
     let scheme = builder.get(SCHEME_LABEL).unwrap_or("http").to_string();
-    if scheme != "http" {
-        return Err(format!("scheme {scheme:?} is not supported (http only)"));
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "scheme {scheme:?} is not supported (http or https)"
+        ));
     }
     if address.contains('/') {
         return Err(format!("{address:?} is not a valid hostname"));

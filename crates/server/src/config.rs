@@ -29,7 +29,7 @@ pub(crate) struct Config {
     pub(crate) query: QueryConfig,
     /// Scrape jobs in Prometheus' `scrape_configs` shape (paste them from a
     /// `prometheus.yml`): `job_name`, `scrape_interval` (default 1m), `scrape_timeout`
-    /// (10s), `metrics_path` (/metrics), `scheme` (http only), `params`, `basic_auth`,
+    /// (10s), `metrics_path` (/metrics), `scheme` (http or https), `tls_config`, `params`, `basic_auth`,
     /// `authorization`/`bearer_token`/`bearer_token_file`, `honor_labels`,
     /// `honor_timestamps`, `sample_limit`, `body_size_limit`, `static_configs`,
     /// `file_sd_configs`, `relabel_configs` and `metric_relabel_configs`. Sightline adds

@@ -164,6 +164,16 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    /// A plain client; reqwest needs the process' TLS provider installed first.
+    fn test_client() -> reqwest::Client {
+        sightline_scrape::install_tls_provider();
+        reqwest::Client::new()
+    }
+
+    async fn test_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+        test_client().get(url).send().await
+    }
+
     use super::test_support::TestApp;
     use sightline_ingest::remote_write::{encode_request, to_proto};
     use sightline_model::{Labels, Sample, TenantId, TimeSeries, WriteRequest};
@@ -195,7 +205,7 @@ mod tests {
     }
 
     async fn post(app: &TestApp, path: &str, tenant: Option<&str>, body: Vec<u8>) -> (u16, String) {
-        let mut request = reqwest::Client::new()
+        let mut request = test_client()
             .post(app.url(path))
             .header("Content-Encoding", "snappy")
             .header("Content-Type", "application/x-protobuf")
@@ -256,7 +266,7 @@ mod tests {
         assert_eq!(status, 200, "{text}");
         assert_eq!(text, r#"{"status":"success"}"#);
 
-        let metrics = reqwest::get(app.url("/metrics"))
+        let metrics = test_get(app.url("/metrics"))
             .await
             .unwrap()
             .text()
@@ -353,7 +363,7 @@ mod tests {
             .select(&[matcher], t - 1_000_000_000, t + 1_000_000_000)
             .unwrap();
         assert_eq!(found.len(), 1);
-        let metrics = reqwest::get(app.url("/metrics"))
+        let metrics = test_get(app.url("/metrics"))
             .await
             .unwrap()
             .text()
@@ -380,7 +390,7 @@ mod tests {
             let url = app.url("/api/v1/write");
             let body = body(vec![series("up", "1", &[(t, 1.0)])]);
             tokio::spawn(async move {
-                reqwest::Client::new()
+                test_client()
                     .post(url)
                     .header("Content-Encoding", "snappy")
                     .header("Content-Type", "application/x-protobuf")
@@ -392,7 +402,7 @@ mod tests {
         };
         // The write waits (it is not refused) while health checks are answered.
         for _ in 0..5 {
-            let healthy = reqwest::get(app.url("/-/healthy")).await.unwrap();
+            let healthy = test_get(app.url("/-/healthy")).await.unwrap();
             assert_eq!(healthy.status(), 200);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -430,21 +440,12 @@ mod tests {
     #[tokio::test]
     async fn health_ready_and_not_found() {
         let app = TestApp::spawn(|_| {}).await;
-        assert_eq!(
-            reqwest::get(app.url("/-/healthy")).await.unwrap().status(),
-            200
-        );
-        assert_eq!(
-            reqwest::get(app.url("/-/ready")).await.unwrap().status(),
-            200
-        );
-        let missing = reqwest::get(app.url("/no/such")).await.unwrap();
+        assert_eq!(test_get(app.url("/-/healthy")).await.unwrap().status(), 200);
+        assert_eq!(test_get(app.url("/-/ready")).await.unwrap().status(), 200);
+        let missing = test_get(app.url("/no/such")).await.unwrap();
         assert_eq!(missing.status(), 404);
         app.state.begin_shutdown();
-        assert_eq!(
-            reqwest::get(app.url("/-/ready")).await.unwrap().status(),
-            503
-        );
+        assert_eq!(test_get(app.url("/-/ready")).await.unwrap().status(), 503);
         let (status, _) = post(&app, "/api/v1/write", None, Vec::new()).await;
         assert_eq!(status, 503);
     }
@@ -454,7 +455,7 @@ mod tests {
         let app = TestApp::spawn(|_| {}).await;
         app.state
             .mark_storage_failed(&TenantId::default_tenant(), "wal is poisoned");
-        let response = reqwest::get(app.url("/-/ready")).await.unwrap();
+        let response = test_get(app.url("/-/ready")).await.unwrap();
         assert_eq!(response.status(), 503);
         let text = response.text().await.unwrap();
         assert!(text.contains("wal is poisoned"), "{text}");

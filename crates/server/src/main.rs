@@ -42,6 +42,7 @@ use crate::state::{AppState, DataDirLock};
 
 fn main() -> ExitCode {
     tune_malloc();
+    sightline_scrape::install_tls_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),

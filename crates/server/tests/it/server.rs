@@ -52,7 +52,7 @@ impl TestServer {
             http: unbound,
             otlp_grpc: unbound,
             otlp_http: unbound,
-            client: reqwest::Client::builder()
+            client: test_client_builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
@@ -254,4 +254,11 @@ fn remove_stale_pins(dir: &std::path::Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// reqwest's builder after installing the process' TLS provider (reqwest is built with
+/// rustls and no provider of its own).
+pub(crate) fn test_client_builder() -> reqwest::ClientBuilder {
+    sightline_scrape::install_tls_provider();
+    reqwest::Client::builder()
 }
