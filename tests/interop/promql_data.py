@@ -1,0 +1,235 @@
+"""The data set of the PromQL differential test, and a remote_write encoder for it.
+
+`build_series(base)` returns a deterministic data set (same seed, same samples) of about
+sixty series over two hours from `base` (a whole minute, in seconds): counters with
+resets, gauges (negative values, a gap longer than the lookback, an explicit staleness
+marker), classic histograms with `le` buckets and their `_sum`/`_count`, 0/1 `up`
+series, values in [-1, 1] for the inverse trig functions and an info-style metric for
+`group_left`.
+
+Every sample sits at `base + 15 s * k + 1.234 s`: query times, ranges, offsets, `@`
+times and steps are whole seconds, so no sample ever falls exactly on a range or
+lookback boundary. Prometheus 2.42 includes a sample at `t - range`, 3.x (and
+sightline) exclude it; with this jitter both semantics select the same samples.
+
+`write_requests(series)` encodes the data as remote_write 1.0 bodies (hand-written
+protobuf, snappy block format made of literals only: valid snappy, just not
+compressed), in time slices so every request is later than the previous one for every
+series, as Prometheus' head wants (it refuses samples older than its newest minus one
+hour).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from dataclasses import dataclass
+
+SCRAPE_INTERVAL_MS = 15_000
+JITTER_MS = 1_234
+SPAN_SECONDS = 2 * 3600
+POINTS = SPAN_SECONDS * 1000 // SCRAPE_INTERVAL_MS  # 480 samples per full series
+SEED = 20261121
+# Prometheus' staleness marker (value.StaleNaN): a NaN with this exact bit pattern.
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+HISTOGRAM_BUCKETS = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"]
+
+
+@dataclass
+class GeneratedSeries:
+    labels: dict[str, str]
+    samples: list[tuple[int, float]]  # (timestamp ms, value), ascending
+
+
+def sample_time(base_seconds: int, k: int) -> int:
+    return base_seconds * 1000 + k * SCRAPE_INTERVAL_MS + JITTER_MS
+
+
+def build_series(base_seconds: int) -> list[GeneratedSeries]:
+    rng = random.Random(SEED)
+    out: list[GeneratedSeries] = []
+
+    def add(labels: dict[str, str], values: list[float | None]) -> None:
+        """`values[k]` is the sample at step k; None means no sample at that step."""
+        samples = [(sample_time(base_seconds, k), v) for k, v in enumerate(values) if v is not None]
+        out.append(GeneratedSeries(dict(labels), samples))
+
+    # Counters with resets: http_requests_total{job, instance, code}.
+    resets_at = {0: [200], 3: [100, 350], 5: [479], 6: [1, 2]}
+    index = 0
+    for job in ("api", "web"):
+        for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
+            for code in ("200", "500"):
+                rate = (7.0 if code == "200" else 0.4) * (1.5 if job == "api" else 1.0)
+                value = float(rng.randint(0, 1000))
+                values: list[float | None] = []
+                for k in range(POINTS):
+                    if k in resets_at.get(index, []):
+                        value = float(rng.randint(0, 3))
+                    else:
+                        value += rng.randint(0, int(rate * 15 * 2))
+                    values.append(value)
+                labels = {"__name__": "http_requests_total", "job": job, "instance": instance, "code": code}
+                add(labels, values)
+                index += 1
+
+    # Gauges with fractions, negatives, a gap longer than the 5m lookback, a staleness
+    # marker, and a series that starts late.
+    for i, (instance, sensor) in enumerate(
+        [("10.0.0.1:9100", "cpu"), ("10.0.0.1:9100", "board"), ("10.0.0.2:9100", "cpu"), ("10.0.0.2:9100", "outside")]
+    ):
+        values = []
+        for k in range(POINTS):
+            base_value = 40.0 + 10 * i if sensor != "outside" else -3.0
+            v = base_value + 8.0 * math.sin(k / (20.0 + 7 * i)) + rng.uniform(-1.5, 1.5)
+            values.append(round(v, 3))
+        if i == 1:
+            for k in range(300, 340):  # 10 minutes without samples
+                values[k] = None
+        if i == 2:
+            values[400] = STALE_NAN  # explicit end of series, then it comes back
+            for k in range(401, 420):
+                values[k] = None
+        if i == 3:
+            for k in range(0, 60):  # starts 15 minutes late
+                values[k] = None
+        add({"__name__": "node_temperature_celsius", "instance": instance, "sensor": sensor}, values)
+
+    # Small integer gauges: queue_depth{job, queue}.
+    for job in ("api", "web"):
+        for queue in ("high", "low"):
+            value = rng.randint(0, 5)
+            values = []
+            for k in range(POINTS):
+                if rng.random() < 0.3:
+                    value = max(0, value + rng.choice([-2, -1, 1, 2]))
+                values.append(float(value))
+            add({"__name__": "queue_depth", "job": job, "queue": queue}, values)
+
+    # Classic histograms: request_duration_seconds_{bucket,sum,count}{job, instance}.
+    for job in ("api", "web"):
+        for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
+            counts = [0.0] * len(HISTOGRAM_BUCKETS)
+            total = 0.0
+            bucket_values: list[list[float | None]] = [[] for _ in HISTOGRAM_BUCKETS]
+            sum_values: list[float | None] = []
+            count_values: list[float | None] = []
+            scale = 0.3 if job == "api" else 1.2
+            for k in range(POINTS):
+                if job == "web" and instance.startswith("10.0.0.2") and k == 250:
+                    counts = [0.0] * len(HISTOGRAM_BUCKETS)  # process restart
+                    total = 0.0
+                for _ in range(rng.randint(0, 12)):
+                    duration = rng.expovariate(1.0 / scale)
+                    total += duration
+                    for b, le in enumerate(HISTOGRAM_BUCKETS):
+                        if duration <= float(le):
+                            counts[b] += 1
+                for b in range(len(HISTOGRAM_BUCKETS)):
+                    bucket_values[b].append(counts[b])
+                sum_values.append(round(total, 6))
+                count_values.append(counts[-1])
+            common = {"job": job, "instance": instance}
+            for b, le in enumerate(HISTOGRAM_BUCKETS):
+                add({"__name__": "request_duration_seconds_bucket", **common, "le": le}, bucket_values[b])
+            add({"__name__": "request_duration_seconds_sum", **common}, sum_values)
+            add({"__name__": "request_duration_seconds_count", **common}, count_values)
+
+    # up{job, instance}: 0/1 with a few flaps.
+    for job, instance in (("api", "10.0.0.1:8080"), ("api", "10.0.0.2:8080"), ("web", "10.0.0.1:8080"), ("web", "10.0.0.2:8080")):
+        values = [0.0 if rng.random() < 0.05 else 1.0 for _ in range(POINTS)]
+        add({"__name__": "up", "job": job, "instance": instance}, values)
+
+    # Values in [-1, 1] for acos/asin/atanh and friends.
+    for shape in ("sine", "cosine"):
+        fn = math.sin if shape == "sine" else math.cos
+        values = [round(fn(k / 13.0), 6) for k in range(POINTS)]
+        add({"__name__": "signal_ratio", "shape": shape}, values)
+
+    # Info-style metric for group_left joins.
+    for job, version in (("api", "1.4.2"), ("web", "2.0.0-rc.1")):
+        add({"__name__": "build_info", "job": job, "version": version}, [1.0] * POINTS)
+
+    return out
+
+
+# --- remote_write encoding ----------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64  # int64 as protobuf encodes it: two's complement, ten bytes
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _encode_sample(timestamp_ms: int, value: float) -> bytes:
+    # Sample { double value = 1; int64 timestamp = 2; }
+    return b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(timestamp_ms)
+
+
+def encode_write_request(series: list[tuple[dict[str, str], list[tuple[int, float]]]]) -> bytes:
+    """prometheus.WriteRequest { repeated TimeSeries timeseries = 1; } as protobuf."""
+    body = bytearray()
+    for labels, samples in series:
+        ts = bytearray()
+        for name in sorted(labels):
+            label = _field_bytes(1, name.encode()) + _field_bytes(2, labels[name].encode())
+            ts += _field_bytes(1, label)
+        for timestamp_ms, value in samples:
+            ts += _field_bytes(2, _encode_sample(timestamp_ms, value))
+        body += _field_bytes(1, bytes(ts))
+    return bytes(body)
+
+
+def snappy_block(data: bytes) -> bytes:
+    """Snappy block format of `data` using literal elements only (no compression)."""
+    out = bytearray(_varint(len(data)))
+    chunk = 1 << 16
+    for start in range(0, len(data), chunk):
+        piece = data[start : start + chunk]
+        n = len(piece) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 1 << 8:
+            out += bytes([60 << 2, n])
+        elif n < 1 << 16:
+            out += bytes([61 << 2]) + n.to_bytes(2, "little")
+        else:
+            out += bytes([62 << 2]) + n.to_bytes(3, "little")
+        out += piece
+    return bytes(out)
+
+
+def write_requests(series: list[GeneratedSeries], slice_ms: int = 10 * 60 * 1000) -> list[bytes]:
+    """Snappy-compressed remote_write bodies, one per time slice, oldest first."""
+    if not series:
+        return []
+    first = min(s.samples[0][0] for s in series if s.samples)
+    last = max(s.samples[-1][0] for s in series if s.samples)
+    bodies = []
+    start = first
+    while start <= last:
+        end = start + slice_ms
+        batch = []
+        for s in series:
+            samples = [(t, v) for t, v in s.samples if start <= t < end]
+            if samples:
+                batch.append((s.labels, samples))
+        if batch:
+            bodies.append(snappy_block(encode_write_request(batch)))
+        start = end
+    return bodies
