@@ -4,8 +4,8 @@
 sixty series over two hours from `base` (a whole minute, in seconds): counters with
 resets, gauges (negative values, a gap longer than the lookback, an explicit staleness
 marker), classic histograms with `le` buckets and their `_sum`/`_count`, 0/1 `up`
-series, values in [-1, 1] for the inverse trig functions and an info-style metric for
-`group_left`.
+series, values in [-1, 1] for the inverse trig functions, gauges with NaN, infinities
+and huge values, and an info-style metric for `group_left`.
 
 Every sample sits at `base + 15 s * k + 1.234 s`: query times, ranges, offsets, `@`
 times and steps are whole seconds, so no sample ever falls exactly on a range or
@@ -147,6 +147,22 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
         fn = math.sin if shape == "sine" else math.cos
         values = [round(fn(k / 13.0), 6) for k in range(POINTS)]
         add({"__name__": "signal_ratio", "shape": shape}, values)
+
+    # Gauges with non-finite and huge values: NaN (a plain one, not a staleness marker),
+    # +Inf, -Inf and values near the float64 limit, among ordinary ones.
+    for i, instance in enumerate(("10.0.0.1:9100", "10.0.0.2:9100")):
+        values = []
+        for k in range(POINTS):
+            roll = rng.random()
+            if roll < 0.04:
+                values.append(math.nan)
+            elif roll < 0.06:
+                values.append(math.inf if (k + i) % 2 else -math.inf)
+            elif roll < 0.09:
+                values.append(rng.choice([1.5e308, -1.5e308, 1e-300]))
+            else:
+                values.append(round(rng.uniform(-100, 100), 2))
+        add({"__name__": "flaky_gauge", "instance": instance}, values)
 
     # Info-style metric for group_left joins.
     for job, version in (("api", "1.4.2"), ("web", "2.0.0-rc.1")):

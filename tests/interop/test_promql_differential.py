@@ -254,12 +254,15 @@ def check_expected_difference(case: Case, base: int, prometheus: Fetch, sightlin
         answers = [prometheus(path, {**params, "query": substitute(case.query, base)}) for _, path, params in requests_of(case, base)]
         named = any(body != without_name(body) for body in answers)
         return problems + ([] if named else [stale + "prometheus drops __name__ too: remove the note"])
-    if note.startswith("empty-in-2.42:"):
+    if note.startswith(("empty-in-2.42:", "error-in-2.42:")):
+        # Prometheus answers nothing (or refuses the query), sightline answers something.
+        want_error = note.startswith("error-in-2.42:")
         problems = []
         for what, path, params in requests_of(case, base):
             query = substitute(case.query, base)
             want, have = prometheus(path, {**params, "query": query}), sightline(path, {**params, "query": query})
-            if want.get("status") != "success" or has_series(want):
+            expected = want.get("status") == "error" if want_error else want.get("status") == "success" and not has_series(want)
+            if not expected:
                 problems.append(stale + f"prometheus answers {brief(want)} ({what})")
             if not has_series(have):
                 problems.append(f"{query!r} ({what}): sightline answers nothing: {brief(have)}")
@@ -273,7 +276,8 @@ def check_case(case: Case, base: int, prometheus: Fetch, sightline: Fetch, peer_
     """compare_case plus the checks of a case's expected-difference directives."""
     if peer_is_prometheus:
         # The peer is Prometheus 2.42 too: both sides run the case's own query and must agree.
-        return compare_case(Case(case.line, case.query, case.ordered, case.instant_only, case.error), base, prometheus, sightline)
+        refused = case.error or (case.differs or "").startswith("error-in-2.42:")
+        return compare_case(Case(case.line, case.query, case.ordered, case.instant_only, refused), base, prometheus, sightline)
     if case.differs:
         return check_expected_difference(case, base, prometheus, sightline)
     problems = compare_case(case, base, prometheus, sightline)
