@@ -111,22 +111,31 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
     # Classic histograms: request_duration_seconds_{bucket,sum,count}{job, instance}.
     for job in ("api", "web"):
         for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
+            scale = 0.3 if job == "api" else 1.2
             counts = [0.0] * len(HISTOGRAM_BUCKETS)
             total = 0.0
-            bucket_values: list[list[float | None]] = [[] for _ in HISTOGRAM_BUCKETS]
-            sum_values: list[float | None] = []
-            count_values: list[float | None] = []
-            scale = 0.3 if job == "api" else 1.2
-            for k in range(POINTS):
-                if job == "web" and instance.startswith("10.0.0.2") and k == 250:
-                    counts = [0.0] * len(HISTOGRAM_BUCKETS)  # process restart
-                    total = 0.0
-                for _ in range(rng.randint(0, 12)):
+
+            def observe(how_many: int) -> None:
+                nonlocal total
+                for _ in range(how_many):
                     duration = rng.expovariate(1.0 / scale)
                     total += duration
                     for b, le in enumerate(HISTOGRAM_BUCKETS):
                         if duration <= float(le):
                             counts[b] += 1
+
+            # Observed mid-life, as a scrape would: counts start well above zero, so a
+            # range over the series' start never extrapolates down to the zero point
+            # (where 2.42 and 3.x differ: prometheus/prometheus#13725).
+            observe(400)
+            bucket_values: list[list[float | None]] = [[] for _ in HISTOGRAM_BUCKETS]
+            sum_values: list[float | None] = []
+            count_values: list[float | None] = []
+            for k in range(POINTS):
+                if job == "web" and instance.startswith("10.0.0.2") and k == 250:
+                    counts = [0.0] * len(HISTOGRAM_BUCKETS)  # process restart
+                    total = 0.0
+                observe(rng.randint(0, 12))
                 for b in range(len(HISTOGRAM_BUCKETS)):
                     bucket_values[b].append(counts[b])
                 sum_values.append(round(total, 6))
