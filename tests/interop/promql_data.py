@@ -5,7 +5,8 @@ sixty series over two hours from `base` (a whole minute, in seconds): counters w
 resets, gauges (negative values, a gap longer than the lookback, an explicit staleness
 marker), classic histograms with `le` buckets and their `_sum`/`_count`, 0/1 `up`
 series, values in [-1, 1] for the inverse trig functions, gauges with NaN, infinities
-and huge values, and an info-style metric for `group_left`.
+and huge values, a badly exported histogram, and an info-style metric for
+`group_left`.
 
 Every sample sits at `base + 15 s * k + 1.234 s`: query times, ranges, offsets, `@`
 times and steps are whole seconds, so no sample ever falls exactly on a range or
@@ -48,7 +49,7 @@ def sample_time(base_seconds: int, k: int) -> int:
 
 
 def build_series(base_seconds: int) -> list[GeneratedSeries]:
-    rng = random.Random(SEED)
+    rng = random.Random()
     out: list[GeneratedSeries] = []
 
     def add(labels: dict[str, str], values: list[float | None]) -> None:
@@ -56,6 +57,8 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
         samples = [(sample_time(base_seconds, k), v) for k, v in enumerate(values) if v is not None]
         out.append(GeneratedSeries(dict(labels), samples))
 
+    # Each family draws from its own sequence: adding one leaves the others as they were.
+    rng.seed(f"{SEED}:http_requests_total")
     # Counters with resets: http_requests_total{job, instance, code}.
     resets_at = {0: [200], 3: [100, 350], 5: [479], 6: [1, 2]}
     index = 0
@@ -63,7 +66,8 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
         for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
             for code in ("200", "500"):
                 rate = (7.0 if code == "200" else 0.4) * (1.5 if job == "api" else 1.0)
-                value = float(rng.randint(0, 1000))
+                # Well above zero at the start (see the histograms below).
+                value = float(rng.randint(1000, 5000))
                 values: list[float | None] = []
                 for k in range(POINTS):
                     if k in resets_at.get(index, []):
@@ -75,6 +79,7 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
                 add(labels, values)
                 index += 1
 
+    rng.seed(f"{SEED}:node_temperature_celsius")
     # Gauges with fractions, negatives, a gap longer than the 5m lookback, a staleness
     # marker, and a series that starts late.
     for i, (instance, sensor) in enumerate(
@@ -97,6 +102,7 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
                 values[k] = None
         add({"__name__": "node_temperature_celsius", "instance": instance, "sensor": sensor}, values)
 
+    rng.seed(f"{SEED}:queue_depth")
     # Small integer gauges: queue_depth{job, queue}.
     for job in ("api", "web"):
         for queue in ("high", "low"):
@@ -108,6 +114,7 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
                 values.append(float(value))
             add({"__name__": "queue_depth", "job": job, "queue": queue}, values)
 
+    rng.seed(f"{SEED}:request_duration_seconds")
     # Classic histograms: request_duration_seconds_{bucket,sum,count}{job, instance}.
     for job in ("api", "web"):
         for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
@@ -126,7 +133,8 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
 
             # Observed mid-life, as a scrape would: counts start well above zero, so a
             # range over the series' start never extrapolates down to the zero point
-            # (where 2.42 and 3.x differ: prometheus/prometheus#13725).
+            # (where 2.42 and 3.x differ: prometheus/prometheus#13725). Same for the
+            # counters above.
             observe(400)
             bucket_values: list[list[float | None]] = [[] for _ in HISTOGRAM_BUCKETS]
             sum_values: list[float | None] = []
@@ -146,6 +154,26 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
             add({"__name__": "request_duration_seconds_sum", **common}, sum_values)
             add({"__name__": "request_duration_seconds_count", **common}, count_values)
 
+    rng.seed(f"{SEED}:odd_histogram_bucket")
+    # A badly exported histogram: a bucket bound written twice ("1" and "1.0"), buckets
+    # that are not monotonic, one instance without +Inf, one with an unparsable bound.
+    for instance, bounds in (
+        ("a", ["0.1", "0.25", "1", "1.0", "+Inf"]),
+        ("b", ["0.1", "0.5", "2"]),
+        ("c", ["0.1", "abc", "1e0", "+Inf"]),
+    ):
+        cumulative = [float(100 * (b + 1)) for b in range(len(bounds))]
+        series_values: list[list[float | None]] = [[] for _ in bounds]
+        for k in range(POINTS):
+            for b in range(len(bounds)):
+                cumulative[b] += rng.randint(0, 4) * (b + 1)
+                # Now and then a lower bucket runs ahead of a higher one.
+                value = cumulative[b] + (30.0 if b == 0 and k % 7 == 3 else 0.0)
+                series_values[b].append(value)
+        for bound, values in zip(bounds, series_values):
+            add({"__name__": "odd_histogram_bucket", "instance": instance, "le": bound}, values)
+
+    rng.seed(f"{SEED}:up")
     # up{job, instance}: 0/1 with a few flaps.
     for job, instance in (("api", "10.0.0.1:8080"), ("api", "10.0.0.2:8080"), ("web", "10.0.0.1:8080"), ("web", "10.0.0.2:8080")):
         values = [0.0 if rng.random() < 0.05 else 1.0 for _ in range(POINTS)]
@@ -157,6 +185,7 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
         values = [round(fn(k / 13.0), 6) for k in range(POINTS)]
         add({"__name__": "signal_ratio", "shape": shape}, values)
 
+    rng.seed(f"{SEED}:flaky_gauge")
     # Gauges with non-finite and huge values: NaN (a plain one, not a staleness marker),
     # +Inf, -Inf and values near the float64 limit, among ordinary ones.
     for i, instance in enumerate(("10.0.0.1:9100", "10.0.0.2:9100")):

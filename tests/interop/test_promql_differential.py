@@ -92,8 +92,8 @@ CASES = load_cases()
 
 
 def substitute(query: str, base: int) -> str:
-    """`${base+N}` → the absolute time in seconds."""
-    return re.sub(r"\$\{base\+(\d+)\}", lambda m: str(base + int(m.group(1))), query)
+    """`${base}`, `${base+N}`, `${base-N}` → the absolute time in seconds."""
+    return re.sub(r"\$\{base([+-]\d+)?\}", lambda m: str(base + int(m.group(1) or 0)), query)
 
 
 # --- comparison ------------------------------------------------------------------
