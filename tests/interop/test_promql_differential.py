@@ -121,7 +121,13 @@ def show_labels(key: tuple[tuple[str, str], ...]) -> str:
 
 
 def same_point(want: list, have: list) -> bool:
-    return float(want[0]) == float(have[0]) and close(want[1], have[1])
+    """Same timestamp, values within the tolerance, and the same text where the values
+    are the same float (Prometheus prints values as Go's `strconv.FormatFloat(v, 'f',
+    -1, 64)`: no exponent, shortest round trip)."""
+    if float(want[0]) != float(have[0]) or not close(want[1], have[1]):
+        return False
+    same_float = parse_float(want[1]) == parse_float(have[1])
+    return want[1] == have[1] or not same_float
 
 
 def diff_results(want: dict[str, Any], have: dict[str, Any], ordered: bool) -> list[str]:
