@@ -177,13 +177,24 @@ impl CalendarField {
 
     /// The field of `time.Unix(int64(value), 0).UTC()` as Go computes it.
     pub(crate) fn of(self, value: f64) -> f64 {
-        let seconds = go_float_to_int64(value);
-        let days = seconds.div_euclid(86_400);
-        let second_of_day = seconds.rem_euclid(86_400);
+        // Go's `Time.abs()`: seconds since its absolute zero in wrapping 64-bit
+        // arithmetic, so times past Go's range wrap around as they do in Prometheus:
+        // NaN, ±Inf and huge values (int64 "indefinite", i64::MIN) are 4 December
+        // 292277026596, 15:30 there, not a date 292 billion years BC. The cast
+        // reinterprets the two's complement bits, as Go's uint64() does.
+        let absolute = (go_float_to_int64(value) as u64).wrapping_add(UNIX_TO_GO_ABSOLUTE_SECONDS);
+        let second_of_day = (absolute % SECONDS_PER_DAY) as i64;
+        // Both quotients are below 2^64 / 86400, far inside i64.
+        let days = (absolute / SECONDS_PER_DAY) as i64
+            - (UNIX_TO_GO_ABSOLUTE_SECONDS / SECONDS_PER_DAY) as i64;
         let (year, month, day) = civil_from_days(days);
         let result = match self {
             CalendarField::DayOfMonth => day,
-            CalendarField::DayOfWeek => (days + 4).rem_euclid(7),
+            // Go's `absWeekday`: its absolute zero day is a Monday.
+            CalendarField::DayOfWeek => {
+                (absolute.wrapping_add(SECONDS_PER_DAY) % (7 * SECONDS_PER_DAY) / SECONDS_PER_DAY)
+                    as i64
+            }
             CalendarField::DayOfYear => day_of_year(year, month, day),
             CalendarField::DaysInMonth => days_in_month(year, month),
             CalendarField::Hour => second_of_day / 3600,
@@ -194,6 +205,12 @@ impl CalendarField {
         result as f64
     }
 }
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// Seconds from Go's absolute zero time (1 January of the year -292277022399) to the
+/// Unix epoch: Go's `unixToInternal + internalToAbsolute` (`time/time.go`).
+const UNIX_TO_GO_ABSOLUTE_SECONDS: u64 = 9_223_372_028_715_321_600;
 
 /// Go's `int64(f)` on amd64: truncation, and the "integer indefinite" value
 /// (i64::MIN) for NaN and out-of-range values.

@@ -131,11 +131,37 @@ fn calendar_functions() {
     assert_eq!(of("year", -1.), 1969.);
     assert_eq!(of("hour", -1.), 23.);
     assert_eq!(of("year", -0.5), 1970.);
-    // NaN and infinities do not panic.
-    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
-        let _ = of("year", v);
-        let _ = of("day_of_year", v);
+    // Found by the differential test against Prometheus: NaN, infinities and values
+    // outside int64 become i64::MIN seconds, which Go's time package wraps around to
+    // 4 December 292277026596 15:30 (a Sunday); values near the ends of int64 wrap too.
+    let wrapped = [
+        ("year", 292277026596.),
+        ("month", 12.),
+        ("day_of_month", 4.),
+        ("day_of_year", 339.),
+        ("day_of_week", 0.),
+        ("days_in_month", 31.),
+        ("hour", 15.),
+        ("minute", 30.),
+    ];
+    for v in [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e20,
+        -1e20,
+        9.3e18,
+    ] {
+        for (name, want) in wrapped {
+            assert_eq!(of(name, v), want, "{name}({v})");
+        }
     }
+    assert_eq!(of("year", -9.2e18), -291536392293.);
+    assert_eq!(of("day_of_week", -9.2e18), 2.);
+    assert_eq!(of("day_of_year", -9.2e18), 123.);
+    assert_eq!(of("year", 8139454208.), 2227.);
+    assert_eq!(of("year", -62135596801.), 0.);
+    assert_eq!(of("day_of_year", -62135596801.), 366.);
 }
 
 #[test]
