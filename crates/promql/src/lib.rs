@@ -12,6 +12,7 @@
 
 mod engine;
 mod functions;
+mod go_regex;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryResult};
