@@ -5,7 +5,7 @@ sixty series over two hours from `base` (a whole minute, in seconds): counters w
 resets, gauges (negative values, a gap longer than the lookback, an explicit staleness
 marker), classic histograms with `le` buckets and their `_sum`/`_count`, 0/1 `up`
 series, values in [-1, 1] for the inverse trig functions, gauges with NaN, infinities
-and huge values, a badly exported histogram, and an info-style metric for
+and huge values, a badly exported histogram, label values beyond ASCII, and an info-style metric for
 `group_left`.
 
 Every sample sits at `base + 15 s * k + 1.234 s`: query times, ranges, offsets, `@`
@@ -201,6 +201,14 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
             else:
                 values.append(round(rng.uniform(-100, 100), 2))
         add({"__name__": "flaky_gauge", "instance": instance}, values)
+
+    # Label values beyond ASCII letters: Unicode letters and digits, tab and newline,
+    # for regexes (Go's \d, \w, \s, \b are ASCII-only) and label functions.
+    for i, name in enumerate(("Ünïcödé ٣", "ascii 7", "tab\there", "snake_case_42", "ΣΙΓΜΑ σίγμα")):
+        add({"__name__": "unicode_info", "name": name, "index": str(i)}, [float(i)] * POINTS)
+    # A newline in a label value (`.` matches it in 3.x regexes, not in 2.42's).
+    for i, text in enumerate(("line1\nline2", "one line")):
+        add({"__name__": "multiline_info", "text": text}, [float(i)] * POINTS)
 
     # Info-style metric for group_left joins.
     for job, version in (("api", "1.4.2"), ("web", "2.0.0-rc.1")):
