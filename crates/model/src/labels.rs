@@ -106,14 +106,7 @@ impl Labels {
     /// A stable 64-bit fingerprint (xxh3 over names and values with separators); safe
     /// to persist.
     pub fn fingerprint(&self) -> u64 {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        for label in &self.0 {
-            hasher.update(label.name.as_bytes());
-            hasher.update(&[0xff]);
-            hasher.update(label.value.as_bytes());
-            hasher.update(&[0xff]);
-        }
-        hasher.digest()
+        crate::borrowed::fingerprint_of(self.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 
     /// Bytes of name and value text, the figure size limits are set in.

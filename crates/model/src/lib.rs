@@ -8,10 +8,12 @@
 //! Time is nanoseconds since the Unix epoch as `i64` everywhere inside Sightline
 //! ([`Timestamp`]); APIs convert at their edge with the helpers in [`time`].
 
+mod borrowed;
 mod labels;
 mod tenant;
 pub mod time;
 
+pub use borrowed::{LabelRef, LabelSet, LabelsRef, SeriesRef};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME_LABEL};
 pub use tenant::TenantId;
 pub use time::Timestamp;
@@ -124,6 +126,18 @@ impl WriteRequest {
     /// Number of float samples in the request.
     pub fn sample_count(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
+    }
+
+    /// The series as borrowed views, the form stores append.
+    pub fn series_refs(&self) -> Vec<SeriesRef<'_, &Labels>> {
+        self.series
+            .iter()
+            .map(|ts| SeriesRef {
+                labels: &ts.labels,
+                samples: &ts.samples,
+                exemplars: &ts.exemplars,
+            })
+            .collect()
     }
 }
 

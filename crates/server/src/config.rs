@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) storage: StorageConfig,
     /// Per-tenant limits.
     pub(crate) limits: LimitsConfig,
+    /// PromQL query limits and defaults (`/api/v1/query`, `/api/v1/query_range`).
+    pub(crate) query: QueryConfig,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -219,6 +222,44 @@ impl Default for LimitsConfig {
     }
 }
 
+/// PromQL query limits and defaults. Every limit fails the query with an error naming
+/// it and its value (422 `execution`, 503 `timeout`), never by running out of memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct QueryConfig {
+    /// Longest a query may take, time waiting in the queue included (Prometheus'
+    /// `--query.timeout`). A request's `timeout` parameter can lower it, never raise it.
+    pub(crate) timeout: ConfigDuration,
+    /// Most samples a query may hold in memory at once, loaded and computed
+    /// (Prometheus' `--query.max-samples`).
+    pub(crate) max_samples: usize,
+    /// How far back an instant selector looks for a sample (Prometheus'
+    /// `--query.lookback-delta`); a request's `lookback_delta` parameter overrides it.
+    pub(crate) lookback_delta: ConfigDuration,
+    /// Most points per series a range query may return: `(end - start) / step` above
+    /// it is refused (Prometheus' fixed 11,000).
+    pub(crate) max_points_per_series: usize,
+    /// Most series one query may select, all its selectors together; checked before
+    /// their samples are read.
+    pub(crate) max_series: usize,
+    /// Queries evaluated at once (Prometheus' `--query.max-concurrency`). Others wait
+    /// in a queue; the wait counts against their timeout.
+    pub(crate) max_concurrent: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> QueryConfig {
+        QueryConfig {
+            timeout: ConfigDuration::from_secs(120),
+            max_samples: 50_000_000,
+            lookback_delta: ConfigDuration::from_secs(300),
+            max_points_per_series: 11_000,
+            max_series: 500_000,
+            max_concurrent: 20,
+        }
+    }
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
@@ -278,6 +319,7 @@ impl Config {
         let server = &self.server;
         let metrics = &self.storage.metrics;
         let limits = &self.limits;
+        let query = &self.query;
         check(
             !self.data_dir.as_os_str().is_empty(),
             "data_dir must not be empty",
@@ -335,6 +377,22 @@ impl Config {
             limits.max_label_name_bytes > 0 && limits.max_label_value_bytes > 0,
             "limits.max_label_name_bytes and limits.max_label_value_bytes must be above 0",
         );
+        check(
+            query.timeout.0 > Duration::ZERO,
+            "query.timeout must be above 0s",
+        );
+        check(
+            query.lookback_delta.0 >= Duration::from_millis(1),
+            "query.lookback_delta must be at least 1ms",
+        );
+        for (value, name) in [
+            (query.max_samples, "query.max_samples"),
+            (query.max_points_per_series, "query.max_points_per_series"),
+            (query.max_series, "query.max_series"),
+            (query.max_concurrent, "query.max_concurrent"),
+        ] {
+            check(value > 0, &format!("{name} must be above 0"));
+        }
         problems
     }
 
@@ -665,6 +723,14 @@ mod tests {
             err.contains("limits.ingestion_rate_samples_per_second"),
             "{err}"
         );
+        let err = Config::parse("query:\n  max_concurrent: 0\n  timeout: 0s\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("query.max_concurrent must be above 0"),
+            "{err}"
+        );
+        assert!(err.contains("query.timeout must be above 0s"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,6 @@ pub(crate) enum ErrorKind {
     /// The query could not be executed (422, `execution`).
     Execution,
     /// The query ran out of time (503, `timeout`).
-    #[allow(dead_code)] // for query time limits; not raised anywhere yet
     Timeout,
     /// Not ready or shutting down (503, `unavailable`).
     Unavailable,
@@ -105,6 +104,26 @@ impl ApiError {
 
     pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorKind::Internal, message)
+    }
+}
+
+/// How a PromQL failure reaches a client, as Prometheus' `returnAPIError`: a query
+/// that does not parse is the client's (`bad_data`, named as the `query` parameter); a
+/// query that hits a limit or cannot be evaluated is `execution`; running out of time
+/// is `timeout`; a store failure is `internal`.
+impl From<sightline_promql::Error> for ApiError {
+    fn from(error: sightline_promql::Error) -> ApiError {
+        use sightline_promql::Error;
+        match error {
+            Error::Parse(message) => {
+                ApiError::bad_data(format!("invalid parameter \"query\": {message}"))
+            }
+            Error::Execution(_) | Error::Limit(_) => {
+                ApiError::new(ErrorKind::Execution, error.to_string())
+            }
+            Error::Timeout { .. } => ApiError::new(ErrorKind::Timeout, error.to_string()),
+            Error::Storage(_) => ApiError::internal(error.to_string()),
+        }
     }
 }
 
@@ -297,6 +316,35 @@ mod tests {
             assert_eq!(grpc.code(), code);
             assert_eq!(grpc.message(), "why");
         }
+    }
+
+    #[test]
+    fn promql_errors_map_like_prometheus() {
+        use sightline_promql::Error;
+        let cases = [
+            (Error::Parse("1:4: unexpected".into()), ErrorKind::BadData),
+            (
+                Error::Execution("many-to-many".into()),
+                ErrorKind::Execution,
+            ),
+            (Error::Limit("too many".into()), ErrorKind::Execution),
+            (
+                Error::Timeout {
+                    phase: "query queue",
+                    limit_seconds: 1.0,
+                },
+                ErrorKind::Timeout,
+            ),
+            (Error::Storage("disk".into()), ErrorKind::Internal),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(ApiError::from(error).kind, kind);
+        }
+        let parse = ApiError::from(Error::Parse("1:4: unexpected".into()));
+        assert_eq!(
+            parse.message,
+            "invalid parameter \"query\": 1:4: unexpected"
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use sightline_ingest::otlp::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
-use sightline_model::{TenantId, WriteRequest};
+use sightline_model::{LabelSet, MetricMetadata, SeriesRef, TenantId, WriteRequest};
 use sightline_tsdb::{AppendReport, RejectReason};
 
 use crate::config::LimitsConfig;
@@ -125,13 +125,14 @@ pub(crate) fn ingest_error(error: sightline_ingest::Error) -> ApiError {
 /// Charges the tenant's rate limit, then appends `request` to the tenant's store.
 /// BLOCKING: call it from `spawn_blocking`. Store rejections are in the returned
 /// report, not an error. A WAL failure also marks the server not ready.
-pub(crate) fn rate_limit_and_append_blocking(
+pub(crate) fn rate_limit_and_append_blocking<L: LabelSet>(
     state: &AppState,
     tenant: &TenantId,
-    request: WriteRequest,
+    series: &[SeriesRef<'_, L>],
+    metadata: &[MetricMetadata],
 ) -> Result<AppendReport, ApiError> {
     state.check_accepting_writes()?;
-    let samples = request.sample_count() as u64;
+    let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
     let metrics = state.self_metrics();
     metrics.add_samples_received(samples);
     if let Err(e) = state.rate_limiter().check(tenant, samples) {
@@ -144,11 +145,11 @@ pub(crate) fn rate_limit_and_append_blocking(
         tracing::debug!(tenant = %tenant, samples, reason, "samples rejected by the rate limit");
         return Err(e);
     }
-    if request.series.is_empty() && request.metadata.is_empty() {
+    if series.is_empty() && metadata.is_empty() {
         return Ok(AppendReport::default());
     }
     let db = state.metrics_db_for_write(tenant)?;
-    let report = db.append(&request).map_err(|e| {
+    let report = db.append_series(series, metadata).map_err(|e| {
         if matches!(e, sightline_tsdb::Error::Wal(_)) {
             state.mark_storage_failed(tenant, &e.to_string());
         }
@@ -260,12 +261,14 @@ fn remote_write_blocking(
     body: &[u8],
     limits: &sightline_ingest::remote_write::DecodeLimits,
 ) -> Result<(), ApiError> {
-    let decoded = sightline_ingest::remote_write::decode(body, limits).map_err(|e| {
+    let refuse = |e: sightline_ingest::Error| {
         if !e.is_too_large() {
             state.self_metrics().add_invalid_write_request();
         }
         ingest_error(e)
-    })?;
+    };
+    let protobuf = sightline_ingest::remote_write::decompress(body, limits).map_err(refuse)?;
+    let decoded = sightline_ingest::remote_write::decode_view(&protobuf, limits).map_err(refuse)?;
     if decoded.native_histograms_dropped > 0 {
         state
             .self_metrics()
@@ -287,7 +290,8 @@ fn remote_write_blocking(
             "invalid exemplars dropped"
         );
     }
-    let report = rate_limit_and_append_blocking(state, tenant, decoded.request)?;
+    let series = decoded.series();
+    let report = rate_limit_and_append_blocking(state, tenant, &series, &decoded.metadata)?;
     if report.rejected.is_empty() {
         return Ok(());
     }
@@ -488,7 +492,8 @@ pub(crate) fn export_otlp_metrics_blocking(
         rejected += over_limits;
         reasons.extend(limit_reason);
     }
-    let report = rate_limit_and_append_blocking(state, tenant, write)?;
+    let series = write.series_refs();
+    let report = rate_limit_and_append_blocking(state, tenant, &series, &write.metadata)?;
     if !report.rejected.is_empty() {
         rejected += report.samples_rejected();
         reasons.push(describe_rejections(&report));

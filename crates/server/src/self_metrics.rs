@@ -27,6 +27,7 @@ pub(crate) const WAL_FSYNC_SECONDS: &str = "sightline_wal_fsync_seconds";
 pub(crate) const ACTIVE_SERIES: &str = "sightline_active_series";
 pub(crate) const HEAD_CHUNKS: &str = "sightline_head_chunks";
 pub(crate) const HEAD_SAMPLES: &str = "sightline_head_samples";
+pub(crate) const HEAD_BYTES: &str = "sightline_head_bytes";
 pub(crate) const BLOCKS: &str = "sightline_blocks";
 pub(crate) const BLOCK_BYTES: &str = "sightline_block_bytes";
 pub(crate) const WAL_BYTES: &str = "sightline_wal_bytes";
@@ -34,6 +35,8 @@ pub(crate) const TENANTS: &str = "sightline_tenants";
 pub(crate) const HTTP_REQUEST_DURATION_SECONDS: &str = "sightline_http_request_duration_seconds";
 pub(crate) const BUILD_INFO: &str = "sightline_build_info";
 pub(crate) const PROCESS_START_TIME_SECONDS: &str = "sightline_process_start_time_seconds";
+pub(crate) const QUERIES_IN_FLIGHT: &str = "sightline_queries_in_flight";
+pub(crate) const QUERIES_QUEUED: &str = "sightline_queries_queued";
 
 /// Why samples were refused, besides the store's own reasons
 /// (`sightline_tsdb::RejectReason::as_str`).
@@ -77,7 +80,27 @@ pub(crate) struct SelfMetrics {
     exemplars_rejected: AtomicU64,
     samples_rejected: Mutex<BTreeMap<String, u64>>,
     http_durations: Mutex<HashMap<(String, u16), Histogram>>,
+    queries_in_flight: Arc<AtomicU64>,
+    queries_queued: Arc<AtomicU64>,
     start_unix_seconds: f64,
+}
+
+/// One unit of a gauge held while something is under way; given back on drop, so a
+/// query whose request is dropped mid-way still leaves the gauge right.
+#[derive(Debug)]
+pub(crate) struct GaugeGuard(Arc<AtomicU64>);
+
+impl GaugeGuard {
+    fn hold(gauge: &Arc<AtomicU64>) -> GaugeGuard {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(Arc::clone(gauge))
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for SelfMetrics {
@@ -92,6 +115,8 @@ impl Default for SelfMetrics {
             exemplars_rejected: AtomicU64::new(0),
             samples_rejected: Mutex::new(BTreeMap::new()),
             http_durations: Mutex::new(HashMap::new()),
+            queries_in_flight: Arc::new(AtomicU64::new(0)),
+            queries_queued: Arc::new(AtomicU64::new(0)),
             start_unix_seconds,
         }
     }
@@ -127,6 +152,21 @@ impl SelfMetrics {
                 rejected.insert(reason.to_string(), count);
             }
         }
+    }
+
+    /// Counts a query as waiting for an evaluation slot until the guard is dropped.
+    pub(crate) fn query_queued(&self) -> GaugeGuard {
+        GaugeGuard::hold(&self.queries_queued)
+    }
+
+    /// Counts a query as being evaluated until the guard is dropped.
+    pub(crate) fn query_in_flight(&self) -> GaugeGuard {
+        GaugeGuard::hold(&self.queries_in_flight)
+    }
+
+    /// Start of the process, seconds since the epoch.
+    pub(crate) fn start_unix_seconds(&self) -> f64 {
+        self.start_unix_seconds
     }
 
     pub(crate) fn observe_http(&self, handler: &str, code: u16, elapsed: Duration) {
@@ -221,7 +261,17 @@ impl SelfMetrics {
             "Tenants with an open metrics store.",
         );
         let _ = writeln!(out, "{TENANTS} {}", dbs.len());
-        let gauges: [(&str, &str, u64); 6] = [
+        let gauges: [(&str, &str, u64); 9] = [
+            (
+                QUERIES_IN_FLIGHT,
+                "PromQL queries being evaluated.",
+                self.queries_in_flight.load(Ordering::Relaxed),
+            ),
+            (
+                QUERIES_QUEUED,
+                "PromQL queries waiting for an evaluation slot (query.max_concurrent).",
+                self.queries_queued.load(Ordering::Relaxed),
+            ),
             (
                 ACTIVE_SERIES,
                 "Series in the in-memory heads of all tenants.",
@@ -236,6 +286,11 @@ impl SelfMetrics {
                 HEAD_SAMPLES,
                 "Samples in the in-memory heads of all tenants.",
                 sum(&|s| s.head_samples),
+            ),
+            (
+                HEAD_BYTES,
+                "Estimated heap bytes of the in-memory heads of all tenants (series, index, chunks), as of the last maintenance run.",
+                sum(&|s| s.head_bytes),
             ),
             (BLOCKS, "On-disk blocks of all tenants.", sum(&|s| s.blocks)),
             (
@@ -410,6 +465,10 @@ mod tests {
         ));
         assert!(text.contains("sightline_wal_fsync_seconds_count 0\n"));
         assert!(text.contains("sightline_active_series 0\n"));
+        let queued = metrics.query_queued();
+        assert!(metrics.render(&[]).contains("sightline_queries_queued 1\n"));
+        drop(queued);
+        assert!(metrics.render(&[]).contains("sightline_queries_queued 0\n"));
         assert!(text.contains("sightline_build_info{version="));
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ErrorKind};
 use crate::inflight::DecodeBudget;
 use crate::limits::IngestionRateLimiter;
+use crate::query_runner::QueryRunner;
 use crate::self_metrics::SelfMetrics;
 use crate::tenant::reserved_reason;
 
@@ -46,6 +47,8 @@ pub(crate) struct StateInner {
     rate_limiter: IngestionRateLimiter,
     /// Bytes of decompressed request bodies being decoded (`server.max_inflight_decompressed_bytes`).
     decode_budget: DecodeBudget,
+    /// PromQL evaluation slots and limits (`query:`).
+    query_runner: QueryRunner,
     /// Set when a store's write-ahead log failed: `/-/ready` answers 503 with it.
     storage_failure: Mutex<Option<String>>,
     /// Held for the life of the process; dropping it releases the lock.
@@ -61,9 +64,11 @@ impl AppState {
             config.limits.ingestion_burst_samples,
         );
         let decode_budget = DecodeBudget::new(config.server.max_inflight_decompressed_bytes.0);
+        let query_runner = QueryRunner::new(&config.query);
         AppState {
             inner: Arc::new(StateInner {
                 decode_budget,
+                query_runner,
                 storage_failure: Mutex::new(None),
                 config,
                 tenants: RwLock::new(HashMap::new()),
@@ -91,6 +96,10 @@ impl AppState {
 
     pub(crate) fn decode_budget(&self) -> &DecodeBudget {
         &self.inner.decode_budget
+    }
+
+    pub(crate) fn query_runner(&self) -> &QueryRunner {
+        &self.inner.query_runner
     }
 
     /// True once start-up replay finished and until shutdown begins, unless a store's

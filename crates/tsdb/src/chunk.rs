@@ -81,7 +81,9 @@ impl Default for XorChunk {
 
 impl XorChunk {
     /// Largest number of samples one chunk holds.
-    pub const MAX_SAMPLES: usize = 240;
+    /// Prometheus' figure: closed chunks leave the heap (see `head_chunks`), so a
+    /// smaller open chunk means less memory per series.
+    pub const MAX_SAMPLES: usize = 120;
 
     /// Bytes reserved up front: a full chunk of a regular counter fits in a few
     /// hundred bytes, so the vector grows at most a couple of times.
@@ -269,6 +271,11 @@ impl XorChunk {
 
     pub fn iter(&self) -> ChunkIter<'_> {
         ChunkIter::new(&self.stream.bytes)
+    }
+
+    /// The encoding, giving up the chunk.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.stream.bytes
     }
 }
 

@@ -8,7 +8,6 @@ use sightline_model::Labels;
 
 use crate::block::{Block, BlockWriter};
 use crate::db::{Db, duration_millis, merge_parts};
-use crate::head::Head;
 use crate::wal_records::{RecordBuilder, RefExemplar};
 use crate::{Error, Result};
 
@@ -148,7 +147,9 @@ impl Db {
         let range_start = aligned_start(first, self.block_range).min(boundary.saturating_sub(1));
         let mut writer = BlockWriter::create(&self.blocks_dir, range_start, boundary, 1)?;
         for (labels, series) in self.head.sorted_series() {
-            let samples = Head::series_samples(&series, i64::MIN, boundary.saturating_sub(1));
+            let samples =
+                self.head
+                    .series_samples(&series, i64::MIN, boundary.saturating_sub(1))?;
             writer.add_series(&labels, &samples)?;
         }
         let written = writer.num_series();

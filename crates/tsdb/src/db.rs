@@ -9,11 +9,17 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use sightline_model::time::{from_millis, to_millis};
-use sightline_model::{Exemplar, Labels, MetricMetadata, Sample, Timestamp, WriteRequest};
+use sightline_model::{
+    Exemplar, LabelSet, Labels, MetricMetadata, Sample, SeriesRef, Timestamp, WriteRequest,
+};
 use sightline_wal::{SegmentId, Wal};
 
 use crate::block::{BLOCK_EXTENSION, Block, TMP_EXTENSION};
 use crate::head::{Head, HeadMemory, SampleOutcome};
+use crate::head_chunks::HeadChunkFiles;
+
+/// Subdirectory of the store holding the head chunk files (scratch, see `head_chunks`).
+const HEAD_CHUNKS_DIR: &str = "head_chunks";
 use crate::inflight::Inflight;
 use crate::matcher::Matcher;
 use crate::metadata::{self as metadata_limits, MetadataUpdate};
@@ -196,8 +202,8 @@ impl RejectionTally {
     }
 }
 
-fn example(labels: &Labels, t: i64) -> String {
-    format!("series {labels} timestamp {t} ms")
+fn example(labels: &impl LabelSet, t: i64) -> String {
+    format!("series {} timestamp {t} ms", labels.to_labels())
 }
 
 /// The in-memory exemplar ring.
@@ -286,7 +292,11 @@ impl Db {
             dir: dir.to_path_buf(),
             blocks_dir,
             block_range,
-            head: Head::new(block_range, boundary),
+            head: Head::new(
+                block_range,
+                boundary,
+                HeadChunkFiles::open(&dir.join(HEAD_CHUNKS_DIR), block_range)?,
+            ),
             blocks: RwLock::new(blocks),
             wal,
             wal_gate: RwLock::new(()),
@@ -310,6 +320,16 @@ impl Db {
     /// record is durable. Samples that cannot be stored are counted in the report, not
     /// an error. Blocking.
     pub fn append(&self, request: &WriteRequest) -> Result<AppendReport> {
+        self.append_series(&request.series_refs(), &request.metadata)
+    }
+
+    /// [`Db::append`] for series whose labels may be borrowed from the request buffer
+    /// (owned copies are made only for series the head has never seen).
+    pub fn append_series<L: LabelSet>(
+        &self,
+        request_series: &[SeriesRef<'_, L>],
+        request_metadata: &[MetricMetadata],
+    ) -> Result<AppendReport> {
         let now = to_millis(sightline_model::time::now());
         let future_limit = now.saturating_add(duration_millis(self.options.future_tolerance));
         let window = duration_millis(self.options.out_of_order_window);
@@ -317,7 +337,8 @@ impl Db {
         let mut tally = RejectionTally::default();
         let mut new_series: Vec<(u64, Labels)> = Vec::new();
         let mut unlogged = Vec::new();
-        let mut samples: Vec<RefSample> = Vec::with_capacity(request.sample_count());
+        let mut samples: Vec<RefSample> =
+            Vec::with_capacity(request_series.iter().map(|ts| ts.samples.len()).sum());
         let mut exemplars: Vec<RefExemplar> = Vec::new();
 
         // Registered before touching the head: a concurrent request that finds our
@@ -326,14 +347,14 @@ impl Db {
         // Whether something counted as accepted was already in the store: then the
         // record that put it there must be durable before we acknowledge.
         let mut repeated = false;
-        let wanted = |ts: &sightline_model::TimeSeries| {
+        let wanted = |ts: &SeriesRef<'_, L>| {
             let has_data = !ts.samples.is_empty() || !ts.exemplars.is_empty();
-            !ts.labels.is_empty() && has_data
+            ts.labels.label_count() > 0 && has_data
         };
         let mut guard = self.head.append_guard();
-        let mut resolved = Vec::with_capacity(request.series.len());
+        let mut resolved = Vec::with_capacity(request_series.len());
         let mut missing = false;
-        for ts in &request.series {
+        for ts in request_series {
             let series = if wanted(ts) {
                 guard.lookup(&ts.labels, ts.labels.fingerprint())
             } else {
@@ -345,7 +366,7 @@ impl Db {
         if missing {
             drop(guard);
             let mut create = self.head.create_guard();
-            for (ts, slot) in request.series.iter().zip(resolved.iter_mut()) {
+            for (ts, slot) in request_series.iter().zip(resolved.iter_mut()) {
                 if slot.is_some() || !wanted(ts) {
                     continue;
                 }
@@ -366,15 +387,15 @@ impl Db {
             }
             guard = create.downgrade();
         }
-        for (ts, series) in request.series.iter().zip(&resolved) {
+        for (ts, series) in request_series.iter().zip(&resolved) {
             let Some(series) = series else {
                 continue;
             };
             if !series.logged.load(std::sync::atomic::Ordering::Acquire) {
-                new_series.push((u64::from(series.id), ts.labels.clone()));
+                new_series.push((u64::from(series.id), ts.labels.to_labels()));
                 unlogged.push(Arc::clone(series));
             }
-            for sample in &ts.samples {
+            for sample in ts.samples {
                 let t = to_millis(sample.timestamp);
                 let outcome = if t > future_limit {
                     SampleOutcome::Rejected(RejectReason::TooFarInFuture)
@@ -399,7 +420,7 @@ impl Db {
                     }
                 }
             }
-            for exemplar in &ts.exemplars {
+            for exemplar in ts.exemplars {
                 let t = to_millis(exemplar.timestamp);
                 if t <= future_limit && guard.accept_exemplar(series, t) {
                     report.exemplars_accepted += 1;
@@ -416,9 +437,9 @@ impl Db {
         report.rejected = tally.into_rejections();
 
         let mut changed_metadata = Vec::new();
-        if !request.metadata.is_empty() {
+        if !request_metadata.is_empty() {
             let mut map = self.metadata.lock();
-            for m in &request.metadata {
+            for m in request_metadata {
                 match metadata_limits::update(&mut map, m) {
                     MetadataUpdate::Changed(stored) => changed_metadata.push(stored),
                     MetadataUpdate::Unchanged => repeated |= !m.metric_family_name.is_empty(),
@@ -521,7 +542,7 @@ impl Db {
             }
         }
         if self.head_overlaps(mint, maxt) {
-            for (labels, samples) in self.head.select(matchers, mint, maxt) {
+            for (labels, samples) in self.head.select(matchers, mint, maxt)? {
                 by_labels.entry(labels).or_default().push(samples);
             }
         }

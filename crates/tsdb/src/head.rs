@@ -12,13 +12,24 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use roaring::RoaringBitmap;
-use sightline_model::{Label, Labels};
+use sightline_model::{Label, LabelSet, Labels};
 
-use crate::chunk::XorChunk;
+use crate::Result;
+
+/// One sample: time (ms) and value.
+type Sample = (i64, f64);
+
 use crate::db::RejectReason;
+use crate::head_chunks::HeadChunkFiles;
+use crate::id_hash::IdHashMap;
 use crate::index::LabelIndex;
 use crate::matcher::Matcher;
 use crate::symbols::{SymbolId, SymbolTable};
+
+mod series_data;
+
+pub(crate) use self::series_data::SampleOutcome;
+use self::series_data::SeriesData;
 
 #[derive(Debug)]
 pub(crate) struct MemSeries {
@@ -32,200 +43,14 @@ pub(crate) struct MemSeries {
     pub(crate) logged: std::sync::atomic::AtomicBool,
 }
 
-#[derive(Debug)]
-struct SeriesData {
-    /// In-order samples; the last chunk is the one appended to.
-    chunks: Vec<XorChunk>,
-    /// Out-of-order samples, sorted by time, no timestamp shared with `chunks`.
-    out_of_order: Vec<(i64, f64)>,
-    /// Newest in-order timestamp (`i64::MIN` when none).
-    max_time: i64,
-    last_value_bits: u64,
-    last_exemplar_time: i64,
-}
-
-/// What happened to one sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SampleOutcome {
-    Appended,
-    /// Same timestamp and same value as a stored sample: a no-op.
-    Duplicate,
-    Rejected(RejectReason),
-}
-
-fn chunk_range_end(t: i64, block_range: i64) -> i64 {
-    t.div_euclid(block_range)
-        .saturating_add(1)
-        .saturating_mul(block_range)
-}
-
-impl SeriesData {
-    fn new() -> SeriesData {
-        SeriesData {
-            chunks: Vec::new(),
-            out_of_order: Vec::new(),
-            max_time: i64::MIN,
-            last_value_bits: 0,
-            last_exemplar_time: i64::MIN,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.out_of_order.is_empty()
-    }
-
-    fn min_time(&self) -> Option<i64> {
-        let in_order = self.chunks.first().map(XorChunk::min_time);
-        let ooo = self.out_of_order.first().map(|s| s.0);
-        match (in_order, ooo) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn append_in_order(&mut self, t: i64, v: f64, block_range: i64) {
-        let cut = match self.chunks.last() {
-            None => true,
-            Some(chunk) => chunk.is_full() || t >= chunk_range_end(chunk.min_time(), block_range),
-        };
-        if cut {
-            if let Some(closed) = self.chunks.last_mut() {
-                closed.shrink_to_fit();
-            }
-            self.chunks.push(XorChunk::new());
-        }
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.append(t, v);
-        }
-        self.max_time = t;
-        self.last_value_bits = v.to_bits();
-    }
-
-    /// The stored value at `t`, if any (out-of-order path only; decodes chunks).
-    fn value_at(&self, t: i64) -> Option<f64> {
-        if let Ok(i) = self.out_of_order.binary_search_by_key(&t, |s| s.0) {
-            return Some(self.out_of_order[i].1);
-        }
-        self.chunks
-            .iter()
-            .filter(|c| c.min_time() <= t && t <= c.max_time())
-            .flat_map(|c| c.iter())
-            .find(|s| s.0 == t)
-            .map(|s| s.1)
-    }
-
-    /// Appends with full validation (the write path).
-    fn append(
-        &mut self,
-        t: i64,
-        v: f64,
-        min_valid: i64,
-        ooo_window: i64,
-        block_range: i64,
-    ) -> SampleOutcome {
-        if t < min_valid {
-            return SampleOutcome::Rejected(RejectReason::TooOld);
-        }
-        if self.max_time == i64::MIN || t > self.max_time {
-            self.append_in_order(t, v, block_range);
-            return SampleOutcome::Appended;
-        }
-        if t == self.max_time {
-            return if v.to_bits() == self.last_value_bits {
-                SampleOutcome::Duplicate
-            } else {
-                SampleOutcome::Rejected(RejectReason::DuplicateTimestamp)
-            };
-        }
-        if self.max_time.saturating_sub(t) > ooo_window {
-            return SampleOutcome::Rejected(RejectReason::OutOfOrder);
-        }
-        match self.value_at(t) {
-            Some(existing) if existing.to_bits() == v.to_bits() => SampleOutcome::Duplicate,
-            Some(_) => SampleOutcome::Rejected(RejectReason::DuplicateTimestamp),
-            None => {
-                let position = self.out_of_order.partition_point(|s| s.0 < t);
-                self.out_of_order.insert(position, (t, v));
-                SampleOutcome::Appended
-            }
-        }
-    }
-
-    /// Samples in `[mint, maxt]`, ascending.
-    fn samples_in(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
-        let mut in_order = Vec::new();
-        for chunk in &self.chunks {
-            if chunk.max_time() < mint || chunk.min_time() > maxt {
-                continue;
-            }
-            in_order.extend(chunk.iter().filter(|s| s.0 >= mint && s.0 <= maxt));
-        }
-        let start = self.out_of_order.partition_point(|s| s.0 < mint);
-        let end = self.out_of_order.partition_point(|s| s.0 <= maxt);
-        let ooo = &self.out_of_order[start..end];
-        if ooo.is_empty() {
-            return in_order;
-        }
-        merge_sorted(&in_order, ooo)
-    }
-
-    fn has_samples_in(&self, mint: i64, maxt: i64) -> bool {
-        self.chunks
-            .iter()
-            .any(|c| c.max_time() >= mint && c.min_time() <= maxt)
-            || self.out_of_order.iter().any(|s| s.0 >= mint && s.0 <= maxt)
-    }
-
-    /// Drops everything before `boundary` (persisted in a block).
-    fn truncate_before(&mut self, boundary: i64) {
-        self.chunks.retain(|c| c.max_time() >= boundary);
-        self.out_of_order.retain(|s| s.0 >= boundary);
-    }
-
-    fn num_samples(&self) -> usize {
-        self.chunks.iter().map(XorChunk::num_samples).sum::<usize>() + self.out_of_order.len()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * std::mem::size_of::<XorChunk>()
-            + self.chunks.iter().map(|c| c.bytes().len()).sum::<usize>()
-            + self.out_of_order.capacity() * 16
-    }
-}
-
-/// Merges two ascending sample lists; on equal timestamps the first list wins.
-pub(crate) fn merge_sorted(a: &[(i64, f64)], b: &[(i64, f64)]) -> Vec<(i64, f64)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
 #[derive(Debug, Default)]
 struct HeadInner {
     symbols: SymbolTable,
     index: LabelIndex,
-    series: HashMap<u32, Arc<MemSeries>>,
-    /// Fingerprint → series id; the rare colliding label sets go to `collisions`.
-    by_fingerprint: HashMap<u64, u32>,
+    series: IdHashMap<u32, Arc<MemSeries>>,
+    /// Fingerprint → series (one probe on the hot path); the rare colliding label sets
+    /// go to `collisions` as ids.
+    by_fingerprint: IdHashMap<u64, Arc<MemSeries>>,
     collisions: HashMap<u64, Vec<u32>>,
     next_id: u32,
     /// Samples before this (ms) are persisted in blocks: writes there are too old.
@@ -233,21 +58,20 @@ struct HeadInner {
 }
 
 impl HeadInner {
-    fn labels_equal(&self, series: &MemSeries, labels: &Labels) -> bool {
-        series.labels.len() == labels.len() * 2
+    fn labels_equal(&self, series: &MemSeries, labels: &impl LabelSet) -> bool {
+        series.labels.len() == labels.label_count() * 2
             && series
                 .labels
                 .chunks_exact(2)
-                .zip(labels.iter())
-                .all(|(pair, label)| {
-                    **self.symbols.resolve(pair[0]) == *label.name
-                        && **self.symbols.resolve(pair[1]) == *label.value
+                .zip(labels.pairs())
+                .all(|(pair, (name, value))| {
+                    **self.symbols.resolve(pair[0]) == *name
+                        && **self.symbols.resolve(pair[1]) == *value
                 })
     }
 
-    fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<&Arc<MemSeries>> {
-        let id = self.by_fingerprint.get(&fingerprint)?;
-        let candidate = self.series.get(id)?;
+    fn lookup(&self, labels: &impl LabelSet, fingerprint: u64) -> Option<&Arc<MemSeries>> {
+        let candidate = self.by_fingerprint.get(&fingerprint)?;
         if self.labels_equal(candidate, labels) {
             return Some(candidate);
         }
@@ -282,11 +106,11 @@ impl HeadInner {
             .map(|pair| (self.symbols.resolve(pair[0]), self.symbols.resolve(pair[1])))
     }
 
-    fn insert(&mut self, id: u32, labels: &Labels, fingerprint: u64) -> Arc<MemSeries> {
-        let mut ids = Vec::with_capacity(labels.len() * 2);
-        for label in labels {
-            ids.push(self.symbols.intern(&label.name));
-            ids.push(self.symbols.intern(&label.value));
+    fn insert(&mut self, id: u32, labels: &impl LabelSet, fingerprint: u64) -> Arc<MemSeries> {
+        let mut ids = Vec::with_capacity(labels.label_count() * 2);
+        for (name, value) in labels.pairs() {
+            ids.push(self.symbols.intern(name));
+            ids.push(self.symbols.intern(value));
         }
         let series = Arc::new(MemSeries {
             id,
@@ -304,7 +128,7 @@ impl HeadInner {
                 self.collisions.entry(fingerprint).or_default().push(id);
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(id);
+                slot.insert(Arc::clone(&series));
             }
         }
         self.series.insert(id, Arc::clone(&series));
@@ -326,11 +150,11 @@ impl HeadInner {
         for symbol in series.labels.iter() {
             self.symbols.release(*symbol);
         }
-        if self.by_fingerprint.get(&fingerprint) == Some(&id) {
+        if self.by_fingerprint.get(&fingerprint).map(|s| s.id) == Some(id) {
             self.by_fingerprint.remove(&fingerprint);
             if let Some(mut others) = self.collisions.remove(&fingerprint) {
-                if let Some(first) = others.pop() {
-                    self.by_fingerprint.insert(fingerprint, first);
+                if let Some(first) = others.pop().and_then(|other| self.series.get(&other)) {
+                    self.by_fingerprint.insert(fingerprint, Arc::clone(first));
                 }
                 if !others.is_empty() {
                     self.collisions.insert(fingerprint, others);
@@ -377,6 +201,8 @@ pub(crate) struct Head {
     num_samples: AtomicU64,
     /// During WAL replay: refs whose label set was already known under another ref.
     aliases: Mutex<HashMap<u32, u32>>,
+    /// Where closed chunks live (see `head_chunks`).
+    chunk_files: HeadChunkFiles,
 }
 
 /// Shared access to the head for one batch of appends: holds the read lock so a
@@ -385,29 +211,84 @@ pub(crate) struct Head {
 pub(crate) struct AppendGuard<'a> {
     head: &'a Head,
     inner: RwLockReadGuard<'a, HeadInner>,
+    /// Figures of this batch, added to the head's shared atomics once when the guard
+    /// drops: per-sample atomic read-modify-writes on shared cache lines cost more than
+    /// the XOR encoding when several requests append at once.
+    pending: PendingAppends,
+}
+
+/// What a batch appended, not yet in the head's counters.
+#[derive(Debug, Clone, Copy)]
+struct PendingAppends {
+    min_time: i64,
+    max_time: i64,
+    samples: u64,
+    chunks: u64,
+}
+
+impl Default for PendingAppends {
+    fn default() -> PendingAppends {
+        PendingAppends {
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            samples: 0,
+            chunks: 0,
+        }
+    }
+}
+
+impl PendingAppends {
+    fn note(&mut self, t: i64, new_chunks: usize) {
+        self.min_time = self.min_time.min(t);
+        self.max_time = self.max_time.max(t);
+        self.samples += 1;
+        self.chunks += new_chunks as u64;
+    }
+}
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.samples > 0 || pending.chunks > 0 {
+            self.head.note_appends(&pending);
+        }
+    }
 }
 
 impl AppendGuard<'_> {
-    pub(crate) fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<Arc<MemSeries>> {
+    pub(crate) fn lookup(
+        &self,
+        labels: &impl LabelSet,
+        fingerprint: u64,
+    ) -> Option<Arc<MemSeries>> {
         self.inner.lookup(labels, fingerprint).map(Arc::clone)
     }
 
     /// Validates and stores one sample (ms).
     pub(crate) fn append(
-        &self,
+        &mut self,
         series: &MemSeries,
         t: i64,
         v: f64,
         ooo_window: i64,
     ) -> SampleOutcome {
-        let min_valid = self.head.appendable_min(self.inner.min_valid, ooo_window);
+        let min_valid =
+            self.head
+                .appendable_min(self.inner.min_valid, ooo_window, self.pending.max_time);
         let mut data = series.data.lock();
-        let chunks_before = data.chunks.len();
-        let outcome = data.append(t, v, min_valid, ooo_window, self.head.block_range);
-        let new_chunks = data.chunks.len().saturating_sub(chunks_before);
+        let chunks_before = data.num_chunks();
+        let outcome = data.append(
+            t,
+            v,
+            min_valid,
+            ooo_window,
+            self.head.block_range,
+            &self.head.chunk_files,
+        );
+        let new_chunks = data.num_chunks().saturating_sub(chunks_before);
         drop(data);
         if outcome == SampleOutcome::Appended {
-            self.head.note_append(t, new_chunks);
+            self.pending.note(t, new_chunks);
         }
         outcome
     }
@@ -435,7 +316,7 @@ impl<'a> CreateGuard<'a> {
     /// is reached or ids are exhausted. The bool is true when created.
     pub(crate) fn get_or_create(
         &mut self,
-        labels: &Labels,
+        labels: &impl LabelSet,
         max_series: usize,
     ) -> Option<(Arc<MemSeries>, bool)> {
         let fingerprint = labels.fingerprint();
@@ -459,12 +340,13 @@ impl<'a> CreateGuard<'a> {
         AppendGuard {
             head: self.head,
             inner: RwLockWriteGuard::downgrade(self.inner),
+            pending: PendingAppends::default(),
         }
     }
 }
 
 impl Head {
-    pub(crate) fn new(block_range: i64, min_valid: i64) -> Head {
+    pub(crate) fn new(block_range: i64, min_valid: i64, chunk_files: HeadChunkFiles) -> Head {
         let inner = HeadInner {
             min_valid,
             ..HeadInner::default()
@@ -478,17 +360,20 @@ impl Head {
             num_chunks: AtomicU64::new(0),
             num_samples: AtomicU64::new(0),
             aliases: Mutex::new(HashMap::new()),
+            chunk_files,
         }
     }
 
     /// Records one appended sample at `t` that opened `new_chunks` chunks.
-    fn note_append(&self, t: i64, new_chunks: usize) {
-        self.min_time.fetch_min(t, Ordering::Relaxed);
-        self.max_time.fetch_max(t, Ordering::Relaxed);
-        self.num_samples.fetch_add(1, Ordering::Relaxed);
-        if new_chunks > 0 {
-            self.num_chunks
-                .fetch_add(new_chunks as u64, Ordering::Relaxed);
+    fn note_appends(&self, pending: &PendingAppends) {
+        if pending.samples > 0 {
+            self.min_time.fetch_min(pending.min_time, Ordering::Relaxed);
+            self.max_time.fetch_max(pending.max_time, Ordering::Relaxed);
+            self.num_samples
+                .fetch_add(pending.samples, Ordering::Relaxed);
+        }
+        if pending.chunks > 0 {
+            self.num_chunks.fetch_add(pending.chunks, Ordering::Relaxed);
         }
     }
 
@@ -496,8 +381,9 @@ impl Head {
     /// before `min_valid` (persisted) nor more than max(block_range / 2, ooo_window)
     /// before the newest sample in the head, whatever the series — so a new series
     /// cannot write far into the past.
-    fn appendable_min(&self, min_valid: i64, ooo_window: i64) -> i64 {
-        let head_max = self.max_time.load(Ordering::Relaxed);
+    /// `batch_max` is the newest sample of the caller's batch not yet in `max_time`.
+    fn appendable_min(&self, min_valid: i64, ooo_window: i64, batch_max: i64) -> i64 {
+        let head_max = self.max_time.load(Ordering::Relaxed).max(batch_max);
         if head_max == i64::MIN {
             return min_valid;
         }
@@ -518,6 +404,7 @@ impl Head {
         AppendGuard {
             head: self,
             inner: self.inner.read(),
+            pending: PendingAppends::default(),
         }
     }
 
@@ -565,15 +452,18 @@ impl Head {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Vec<(Labels, Vec<(i64, f64)>)> {
-        let matching = self.matching(matchers);
-        matching
-            .into_iter()
-            .filter_map(|(labels, series)| {
-                let samples = series.data.lock().samples_in(mint, maxt);
-                (!samples.is_empty()).then_some((labels, samples))
-            })
-            .collect()
+    ) -> Result<Vec<(Labels, Vec<Sample>)>> {
+        let mut selected = Vec::new();
+        for (labels, series) in self.matching(matchers) {
+            let samples = series
+                .data
+                .lock()
+                .samples_in(mint, maxt, &self.chunk_files)?;
+            if !samples.is_empty() {
+                selected.push((labels, samples));
+            }
+        }
+        Ok(selected)
     }
 
     /// Label sets of matching series with samples in `[mint, maxt]`.
@@ -640,8 +530,13 @@ impl Head {
     }
 
     /// Samples of one series in `[mint, maxt]`.
-    pub(crate) fn series_samples(series: &MemSeries, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
-        series.data.lock().samples_in(mint, maxt)
+    pub(crate) fn series_samples(
+        &self,
+        series: &MemSeries,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(i64, f64)>> {
+        series.data.lock().samples_in(mint, maxt, &self.chunk_files)
     }
 
     /// Ids and label sets of all series, ascending by id, in batches (WAL snapshot).
@@ -684,7 +579,7 @@ impl Head {
                 empty.push(*id);
                 continue;
             }
-            chunks += data.chunks.len() as u64;
+            chunks += data.num_chunks() as u64;
             samples += data.num_samples() as u64;
             if let Some(t) = data.min_time() {
                 min_time = min_time.min(t);
@@ -709,6 +604,7 @@ impl Head {
         if max_time != i64::MIN {
             self.max_time.fetch_max(max_time, Ordering::Relaxed);
         }
+        self.chunk_files.remove_windows_before(boundary);
         empty.len()
     }
 
@@ -750,7 +646,13 @@ impl Head {
 
     /// Applies a logged sample without the write-path limits; false when its series
     /// is unknown or the sample is already persisted.
-    pub(crate) fn replay_sample(&self, guard: &AppendGuard<'_>, id: u64, t: i64, v: f64) -> bool {
+    pub(crate) fn replay_sample(
+        &self,
+        guard: &mut AppendGuard<'_>,
+        id: u64,
+        t: i64,
+        v: f64,
+    ) -> bool {
         let Ok(id) = u32::try_from(id) else {
             return false;
         };
@@ -759,12 +661,19 @@ impl Head {
             return false;
         };
         let mut data = series.data.lock();
-        let chunks_before = data.chunks.len();
-        let outcome = data.append(t, v, guard.inner.min_valid, i64::MAX, self.block_range);
-        let new_chunks = data.chunks.len().saturating_sub(chunks_before);
+        let chunks_before = data.num_chunks();
+        let outcome = data.append(
+            t,
+            v,
+            guard.inner.min_valid,
+            i64::MAX,
+            self.block_range,
+            &self.chunk_files,
+        );
+        let new_chunks = data.num_chunks().saturating_sub(chunks_before);
         drop(data);
         if outcome == SampleOutcome::Appended {
-            self.note_append(t, new_chunks);
+            guard.pending.note(t, new_chunks);
         }
         outcome != SampleOutcome::Rejected(RejectReason::TooOld)
     }
@@ -778,12 +687,12 @@ impl Head {
         let per_series_struct = std::mem::size_of::<MemSeries>() + 16;
         memory.series_bytes = inner.symbols.heap_bytes()
             + inner.series.capacity() * (std::mem::size_of::<(u32, Arc<MemSeries>)>() + 1)
-            + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
+            + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, Arc<MemSeries>)>() + 1);
         for series in inner.series.values() {
             memory.series_bytes += per_series_struct + series.labels.len() * 4;
             let data = series.data.lock();
             memory.sample_bytes += data.heap_bytes();
-            memory.chunks += data.chunks.len();
+            memory.chunks += data.num_chunks();
             memory.samples += data.num_samples();
         }
         memory

@@ -13,11 +13,14 @@
 //! blocks and dropped by retention.
 
 mod block;
+pub mod cardinality;
 pub mod chunk;
 mod compact;
 mod db;
 mod encoding;
 mod head;
+mod head_chunks;
+mod id_hash;
 mod index;
 mod inflight;
 mod matcher;

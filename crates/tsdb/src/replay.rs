@@ -53,14 +53,16 @@ impl Db {
             for entry in entries {
                 match entry {
                     WalEntry::Samples(samples) => {
-                        let guard = self.head.append_guard();
+                        let mut guard = self.head.append_guard();
                         let mut newest = i64::MIN;
                         for sample in &samples {
                             newest = newest.max(sample.t);
-                            if self
-                                .head
-                                .replay_sample(&guard, sample.series, sample.t, sample.v)
-                            {
+                            if self.head.replay_sample(
+                                &mut guard,
+                                sample.series,
+                                sample.t,
+                                sample.v,
+                            ) {
                                 replayed += 1;
                             } else {
                                 skipped += 1;

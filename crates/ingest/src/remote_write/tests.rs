@@ -1,6 +1,6 @@
 use super::*;
 use proptest::prelude::*;
-use sightline_model::{MetricType, STALE_NAN_BITS};
+use sightline_model::{MetricType, STALE_NAN_BITS, Sample, TimeSeries};
 
 fn series(labels: Vec<proto::Label>) -> proto::TimeSeries {
     proto::TimeSeries {

@@ -206,7 +206,9 @@ fn conformance_md(
          cases). As in `test.go`, instant cases are also re-run as a range query around the\n\
          same time, and with every selector pinned by `@` at other evaluation times (skipped\n\
          when the query already has an `@`); all runs must agree. Each case runs on its own\n\
-         thread with a 10 s limit; an engine panic fails that case only.\n"
+         thread with a 10 s limit; an engine panic fails that case only. The engine runs with\n\
+         delayed name removal on (`EngineOptions::delayed_name_removal`), as promqltest's\n\
+         `NewTestEngine` sets `EnableDelayedNameRemoval`: the test files are written for it.\n"
     );
     let _ = writeln!(
         out,

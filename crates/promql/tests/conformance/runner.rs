@@ -51,6 +51,9 @@ fn engine() -> Engine {
         // promqltest's built-in suite runs with DefaultMaxSamplesPerQuery.
         max_samples: 10_000,
         timeout: Duration::from_secs(5),
+        // promqltest's `NewTestEngine` sets `EnableDelayedNameRemoval: true`: every
+        // built-in test file is written against delayed name removal.
+        delayed_name_removal: true,
         ..EngineOptions::default()
     })
 }

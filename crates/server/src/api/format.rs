@@ -120,12 +120,27 @@ pub(crate) fn write_point(out: &mut String, millis: i64, value: &str) {
 
 /// The success envelope around already-serialized `data`, with `warnings` when any.
 pub(crate) fn success_response(data_json: &str, warnings: &[String]) -> Response {
+    annotated_success_response(data_json, warnings, &[])
+}
+
+/// The success envelope with PromQL's annotations: `warnings` and `infos` at the top
+/// level, each only when not empty (Prometheus' `omitempty`).
+pub(crate) fn annotated_success_response(
+    data_json: &str,
+    warnings: &[String],
+    infos: &[String],
+) -> Response {
     let mut body = String::with_capacity(data_json.len() + 64);
     body.push_str(r#"{"status":"success","data":"#);
     body.push_str(data_json);
-    if !warnings.is_empty() {
-        body.push_str(r#","warnings":"#);
-        write_string_array(&mut body, warnings);
+    for (key, annotations) in [("warnings", warnings), ("infos", infos)] {
+        if annotations.is_empty() {
+            continue;
+        }
+        body.push_str(",\"");
+        body.push_str(key);
+        body.push_str("\":");
+        write_string_array(&mut body, annotations);
     }
     body.push('}');
     (

@@ -1,5 +1,6 @@
-//! The Prometheus HTTP API v1 read side (series, labels, label values, metadata,
-//! instant queries of plain selectors, exemplars, build info) and the small HTML status
+//! The Prometheus HTTP API v1 read side (PromQL instant and range queries, query
+//! formatting and parsing, series, labels, label values, metadata, exemplars, status:
+//! build and runtime info, TSDB cardinality, flags, config) and the small HTML status
 //! page at `/`.
 //!
 //! Responses follow Prometheus 2.x/3.x field by field (see `format`); parameters are
@@ -35,6 +36,18 @@ pub(crate) fn routes() -> Router<AppState> {
             get(query::instant_query).post(query::instant_query),
         )
         .route(
+            "/api/v1/query_range",
+            get(query::range_query).post(query::range_query),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(query::parse_query).post(query::parse_query),
+        )
+        .route(
             "/api/v1/query_exemplars",
             get(query::query_exemplars).post(query::query_exemplars),
         )
@@ -46,6 +59,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/label/{name}/values", get(labels::label_values))
         .route("/api/v1/metadata", get(labels::metadata))
         .route("/api/v1/status/buildinfo", get(status::build_info))
+        .route("/api/v1/status/runtimeinfo", get(status::runtime_info))
+        .route("/api/v1/status/tsdb", get(status::tsdb_status))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/config", get(status::config))
 }
 
 /// What every handler returns before it becomes a response.
@@ -56,8 +73,12 @@ fn respond(result: ApiResult) -> Response {
     match result {
         Ok(response) => response,
         Err(error) => {
-            if matches!(error.kind, ErrorKind::Internal | ErrorKind::Execution) {
+            // Our failures are logged; a client's bad query or a query past a limit
+            // (execution, timeout) is its own business and only worth a debug line.
+            if error.kind == ErrorKind::Internal {
                 tracing::error!(error = %error.message, "prometheus api request failed");
+            } else {
+                tracing::debug!(kind = ?error.kind, error = %error.message, "prometheus api request refused");
             }
             error.into_prometheus_response()
         }
@@ -92,7 +113,10 @@ where
 fn store_error(error: sightline_tsdb::Error) -> ApiError {
     match error {
         sightline_tsdb::Error::InvalidRegex { .. } => ApiError::bad_data(error.to_string()),
-        other => ApiError::new(ErrorKind::Execution, other.to_string()),
+        other => {
+            tracing::error!(error = %other, "store read failed");
+            ApiError::new(ErrorKind::Execution, other.to_string())
+        }
     }
 }
 

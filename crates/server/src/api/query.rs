@@ -1,39 +1,43 @@
-//! `/api/v1/query` for plain instant vector selectors (and number/string literals) until
-//! the PromQL engine lands, and `/api/v1/query_exemplars`.
+//! `/api/v1/query` and `/api/v1/query_range` (PromQL through [`QueryRunner`]),
+//! `/api/v1/format_query`, `/api/v1/parse_query` and `/api/v1/query_exemplars`.
 //!
-//! A selector is evaluated as Prometheus does: at `time` (default now), shifted by
-//! `offset` or pinned by `@`, each series' latest sample in the left-open lookback
-//! window `(t - lookback_delta, t]` (5m by default), series whose latest sample is the
-//! staleness marker left out. Anything else is refused with 400 rather than answered
-//! wrongly.
+//! Parameters are read in Prometheus' order with its wording (`web/api/v1/api.go`:
+//! `limit`, times, `step` checks, `timeout`, `lookback_delta`, then the query text);
+//! results are written byte for byte as Prometheus writes them (see `format`).
+//!
+//! [`QueryRunner`]: crate::query_runner::QueryRunner
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+use promql_parser::parser::Expr;
+use promql_parser::parser::VectorSelector;
 use promql_parser::util::{ExprVisitor, walk_expr};
 use sightline_model::time::NANOS_PER_MILLI;
-use sightline_model::{Exemplar, Labels, Sample, is_stale_nan};
+use sightline_model::{Exemplar, Labels};
+use sightline_promql::{QueryResult, Value};
 use sightline_tsdb::Matcher;
 
 use super::format::{
-    format_sample_value, success_response, write_json_string, write_labels, write_point,
-    write_timestamp,
+    annotated_success_response, format_sample_value, success_response, write_json_string,
+    write_labels, write_point, write_timestamp,
 };
 use super::params::{
-    Form, MAX_TIME_MILLIS, MIN_TIME_MILLIS, invalid_param, parse_duration_millis,
-    selector_matcher_sets, time_param,
+    Form, MAX_TIME_MILLIS, MIN_TIME_MILLIS, invalid_param, limit_param, parse_duration_millis,
+    parse_time_millis, selector_matcher_sets, time_param,
 };
 use super::{ApiResult, no_content, read_store, respond, tenant_db};
 use crate::error::ApiError;
+use crate::query_runner::{QueryRequest, QueryTime};
+use crate::query_store::thousands;
 use crate::state::AppState;
 
-/// Prometheus' default lookback delta.
-const DEFAULT_LOOKBACK_MILLIS: i64 = 5 * 60 * 1000;
+/// Warning added when `limit` cut the result, in Prometheus' words.
+const TRUNCATED_WARNING: &str = "results truncated due to limit";
 
 /// `GET/POST /api/v1/query`.
 pub(crate) async fn instant_query(
@@ -52,158 +56,214 @@ async fn instant_query_inner(
     body: &[u8],
 ) -> ApiResult {
     let form = Form::from_request(headers, uri, body)?;
-    let eval_millis = time_param(&form, "time", now_millis())?;
-    if let Some(timeout) = form.value("timeout") {
-        parse_duration_millis(timeout).map_err(|cause| invalid_param("timeout", cause))?;
+    let limit = limit_param(&form)?;
+    let time = time_param(&form, "time", now_millis())?;
+    run_query(state, headers, &form, QueryTime::Instant(time), limit).await
+}
+
+/// `GET/POST /api/v1/query_range`.
+pub(crate) async fn range_query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    respond(range_query_inner(&state, &headers, &uri, &body).await)
+}
+
+async fn range_query_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> ApiResult {
+    let form = Form::from_request(headers, uri, body)?;
+    let limit = limit_param(&form)?;
+    let required_time = |name: &str| {
+        parse_time_millis(form.value(name).unwrap_or(""))
+            .map_err(|cause| invalid_param(name, cause))
+    };
+    let start = required_time("start")?;
+    let end = required_time("end")?;
+    if end < start {
+        return Err(invalid_param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
     }
-    let lookback_millis = match form.value("lookback_delta") {
-        None => DEFAULT_LOOKBACK_MILLIS,
+    let step = parse_duration_millis(form.value("step").unwrap_or(""))
+        .map_err(|cause| invalid_param("step", cause))?;
+    if step <= 0 {
+        return Err(invalid_param(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let max_points = state.config().query.max_points_per_series;
+    let points = end.saturating_sub(start) / step;
+    if usize::try_from(points).map_or(true, |points| points > max_points) {
+        return Err(ApiError::bad_data(format!(
+            "exceeded maximum resolution of {} points per timeseries. Try decreasing the query \
+             resolution (?step=XX) (query.max_points_per_series)",
+            thousands(max_points)
+        )));
+    }
+    run_query(
+        state,
+        headers,
+        &form,
+        QueryTime::Range { start, end, step },
+        limit,
+    )
+    .await
+}
+
+/// The part both query endpoints share: `timeout`, `lookback_delta`, the query text,
+/// evaluation and the response.
+async fn run_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Form,
+    time: QueryTime,
+    limit: usize,
+) -> ApiResult {
+    let timeout = match form.value("timeout") {
+        None => None,
+        Some(text) => {
+            let millis =
+                parse_duration_millis(text).map_err(|cause| invalid_param("timeout", cause))?;
+            Some(non_negative_duration(millis))
+        }
+    };
+    let lookback_delta = match form.value("lookback_delta") {
+        None => None,
         Some(text) => {
             let millis = parse_duration_millis(text).map_err(|cause| {
                 ApiError::bad_data(format!("error parsing lookback delta duration: {cause}"))
             })?;
-            if millis <= 0 {
-                DEFAULT_LOOKBACK_MILLIS
-            } else {
-                millis
-            }
+            // Zero or negative means the default, as in Prometheus.
+            (millis > 0).then(|| non_negative_duration(millis))
         }
     };
-    let query_text = form.value("query").unwrap_or("");
-    let expr =
-        promql_parser::parser::parse(query_text).map_err(|cause| invalid_param("query", cause))?;
-    let expr = strip_parens(expr);
-    let mut data = String::new();
-    match expr {
-        Expr::NumberLiteral(number) => {
-            data.push_str(r#"{"resultType":"scalar","result":"#);
-            write_point(&mut data, eval_millis, &format_sample_value(number.val));
-            data.push('}');
-        }
-        Expr::StringLiteral(string) => {
-            data.push_str(r#"{"resultType":"string","result":"#);
-            write_point(&mut data, eval_millis, &string.val);
-            data.push('}');
-        }
-        Expr::VectorSelector(selector) => {
-            let vector =
-                evaluate_selector(state, headers, &selector, eval_millis, lookback_millis).await?;
-            data.push_str(r#"{"resultType":"vector","result":["#);
-            for (index, (labels, sample)) in vector.iter().enumerate() {
-                if index > 0 {
-                    data.push(',');
-                }
-                data.push_str(r#"{"metric":"#);
-                write_labels(&mut data, labels);
-                data.push_str(r#","value":"#);
-                write_point(&mut data, eval_millis, &format_sample_value(sample.value));
-                data.push('}');
-            }
-            data.push_str("]}");
-        }
-        other => {
-            return Err(invalid_param(
-                "query",
-                format!(
-                    "only instant vector selectors such as up{{job=\"api\"}} (with optional offset or @) \
-                     and number or string literals are supported until the PromQL engine lands; \
-                     this query is {}",
-                    expression_kind(&other)
-                ),
-            ));
-        }
-    }
-    Ok(success_response(&data, &[]))
+    let query = form.value("query").unwrap_or("").to_string();
+    // Parse before queueing so a typo is answered at once, not after a full queue.
+    promql_parser::parser::parse(&query)
+        .map_err(|cause| ApiError::from(sightline_promql::Error::Parse(cause)))?;
+    let db = tenant_db(state, headers)?;
+    let request = QueryRequest {
+        query,
+        time,
+        timeout,
+        lookback_delta,
+    };
+    let result = state
+        .query_runner()
+        .run(db, state.self_metrics(), request)
+        .await?;
+    Ok(query_response(result, limit))
 }
 
-fn strip_parens(expr: Expr) -> Expr {
-    match expr {
-        Expr::Paren(paren) => strip_parens(*paren.expr),
-        other => other,
-    }
+fn non_negative_duration(millis: i64) -> Duration {
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
-fn expression_kind(expr: &Expr) -> &'static str {
-    match expr {
-        Expr::Aggregate(_) => "an aggregation",
-        Expr::Unary(_) => "a unary expression",
-        Expr::Binary(_) => "a binary expression",
-        Expr::Paren(_) => "a parenthesized expression",
-        Expr::Subquery(_) => "a subquery",
-        Expr::NumberLiteral(_) => "a number",
-        Expr::StringLiteral(_) => "a string",
-        Expr::VectorSelector(_) => "a vector selector",
-        Expr::MatrixSelector(_) => "a range vector selector",
-        Expr::Call(_) => "a function call",
-        Expr::Extension(_) => "an extension expression",
+/// `{"resultType":...,"result":...}` in Prometheus' shape, cut to `limit` series
+/// (0: no limit) with Prometheus' warning when cut.
+fn query_response(result: QueryResult, limit: usize) -> Response {
+    let QueryResult {
+        value,
+        mut warnings,
+        infos,
+    } = result;
+    let mut data = String::with_capacity(256);
+    data.push_str(r#"{"resultType":"#);
+    write_json_string(&mut data, value.type_name());
+    data.push_str(r#","result":"#);
+    let truncated = match value {
+        Value::Scalar { t, v } => {
+            write_point(&mut data, t, &format_sample_value(v));
+            false
+        }
+        Value::String { t, s } => {
+            write_point(&mut data, t, &s);
+            false
+        }
+        Value::Vector(samples) => write_array(&mut data, &samples, limit, |out, sample| {
+            out.push_str(r#"{"metric":"#);
+            write_labels(out, &sample.labels);
+            out.push_str(r#","value":"#);
+            write_point(out, sample.t, &format_sample_value(sample.v));
+            out.push('}');
+        }),
+        Value::Matrix(series) => write_array(&mut data, &series, limit, |out, one| {
+            out.push_str(r#"{"metric":"#);
+            write_labels(out, &one.labels);
+            out.push_str(r#","values":"#);
+            write_array(out, &one.points, 0, |out, point| {
+                write_point(out, point.t, &format_sample_value(point.v));
+            });
+            out.push('}');
+        }),
+    };
+    data.push('}');
+    if truncated {
+        warnings.push(TRUNCATED_WARNING.to_string());
     }
+    annotated_success_response(&data, &warnings, &infos)
+}
+
+/// Writes the first `limit` of `items` (all for 0) as a JSON array, each by
+/// `write_item`; true when some were left out.
+fn write_array<T>(
+    out: &mut String,
+    items: &[T],
+    limit: usize,
+    write_item: impl Fn(&mut String, &T),
+) -> bool {
+    let shown = if limit == 0 {
+        items.len()
+    } else {
+        items.len().min(limit)
+    };
+    out.push('[');
+    for (index, item) in items.iter().take(shown).enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_item(out, item);
+    }
+    out.push(']');
+    shown < items.len()
+}
+
+/// `GET/POST /api/v1/format_query`: the query pretty-printed (Prometheus'
+/// `expr.Pretty(0)`), as a JSON string.
+pub(crate) async fn format_query(headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    respond(parsed_query(&headers, &uri, &body).map(|expr| {
+        let mut data = String::new();
+        write_json_string(&mut data, &expr.prettify());
+        success_response(&data, &[])
+    }))
+}
+
+/// `GET/POST /api/v1/parse_query`: the query's syntax tree as JSON (Prometheus 3's
+/// `translateAST` shape, as `promql-parser` serializes it).
+pub(crate) async fn parse_query(headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+    respond(parsed_query(&headers, &uri, &body).and_then(|expr| {
+        let data = serde_json::to_string(&expr)
+            .map_err(|e| ApiError::internal(format!("cannot serialize the syntax tree: {e}")))?;
+        Ok(success_response(&data, &[]))
+    }))
+}
+
+fn parsed_query(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Expr, ApiError> {
+    let form = Form::from_request(headers, uri, body)?;
+    promql_parser::parser::parse(form.value("query").unwrap_or(""))
+        .map_err(|cause| invalid_param("query", cause))
 }
 
 fn now_millis() -> i64 {
     sightline_model::time::to_millis(sightline_model::time::now())
-}
-
-fn system_time_millis(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(MAX_TIME_MILLIS),
-        Err(before) => i64::try_from(before.duration().as_millis())
-            .map(|millis| -millis)
-            .unwrap_or(MIN_TIME_MILLIS),
-    }
-}
-
-/// The time a selector reads at: `@` pins it, `offset` shifts it.
-fn selector_reference_millis(selector: &VectorSelector, eval_millis: i64) -> i64 {
-    let pinned = match &selector.at {
-        None | Some(AtModifier::Start) | Some(AtModifier::End) => eval_millis,
-        Some(AtModifier::At(time)) => system_time_millis(*time),
-    };
-    let offset_millis = |duration: &std::time::Duration| {
-        i64::try_from(duration.as_millis()).unwrap_or(MAX_TIME_MILLIS)
-    };
-    match &selector.offset {
-        None => pinned,
-        Some(Offset::Pos(duration)) => pinned.saturating_sub(offset_millis(duration)),
-        Some(Offset::Neg(duration)) => pinned.saturating_add(offset_millis(duration)),
-    }
-}
-
-/// Each matching series' latest non-stale sample in `(t - lookback, t]`, sorted by labels.
-async fn evaluate_selector(
-    state: &AppState,
-    headers: &HeaderMap,
-    selector: &VectorSelector,
-    eval_millis: i64,
-    lookback_millis: i64,
-) -> Result<Vec<(Labels, Sample)>, ApiError> {
-    let matcher_sets = selector_matcher_sets(selector)?;
-    let reference = selector_reference_millis(selector, eval_millis);
-    let mint = reference
-        .saturating_sub(lookback_millis)
-        .saturating_add(1)
-        .saturating_mul(NANOS_PER_MILLI);
-    let maxt = reference
-        .saturating_mul(NANOS_PER_MILLI)
-        .saturating_add(NANOS_PER_MILLI - 1);
-    let Some(db) = tenant_db(state, headers)? else {
-        return Ok(Vec::new());
-    };
-    read_store(db, move |db| {
-        let mut latest: BTreeMap<Labels, Sample> = BTreeMap::new();
-        for matchers in &matcher_sets {
-            for series in db.select(matchers, mint, maxt)? {
-                let Some(last) = series.samples.last() else {
-                    continue;
-                };
-                if is_stale_nan(last.value) {
-                    continue;
-                }
-                latest.insert(series.labels, *last);
-            }
-        }
-        Ok(latest.into_iter().collect())
-    })
-    .await
 }
 
 /// `GET/POST /api/v1/query_exemplars`.
@@ -314,37 +374,6 @@ impl ExprVisitor for SelectorCollector {
 mod tests {
     use super::*;
 
-    fn selector(text: &str) -> VectorSelector {
-        match promql_parser::parser::parse(text).unwrap() {
-            Expr::VectorSelector(selector) => selector,
-            other => panic!("not a selector: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn offset_and_at_move_the_reference_time() {
-        assert_eq!(
-            selector_reference_millis(&selector("up"), 1_000_000),
-            1_000_000
-        );
-        assert_eq!(
-            selector_reference_millis(&selector("up offset 1m"), 1_000_000),
-            940_000
-        );
-        assert_eq!(
-            selector_reference_millis(&selector("up offset -1m"), 1_000_000),
-            1_060_000
-        );
-        assert_eq!(
-            selector_reference_millis(&selector("up @ 100"), 1_000_000),
-            100_000
-        );
-        assert_eq!(
-            selector_reference_millis(&selector("up @ 100 offset 10s"), 1_000_000),
-            90_000
-        );
-    }
-
     #[test]
     fn collects_selectors_of_any_expression() {
         let expr = promql_parser::parser::parse("rate(a[5m]) + on() b{c=\"d\"}").unwrap();
@@ -353,5 +382,59 @@ mod tests {
         let names: Vec<Option<String>> =
             collector.selectors.iter().map(|s| s.name.clone()).collect();
         assert_eq!(names, vec![Some("a".to_string()), Some("b".to_string())]);
+    }
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn results_are_written_as_prometheus_writes_them() {
+        use sightline_promql::{Point, Series, VectorSample};
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let result = |value| QueryResult {
+            value,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        };
+        let scalar = query_response(
+            result(Value::Scalar {
+                t: 1_500,
+                v: f64::NAN,
+            }),
+            0,
+        );
+        assert_eq!(
+            body_text(scalar).await,
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1.500,"NaN"]}}"#
+        );
+        let matrix = Value::Matrix(vec![Series {
+            labels: labels.clone(),
+            points: vec![
+                Point { t: 1_000, v: 1.0 },
+                Point {
+                    t: 2_000,
+                    v: f64::INFINITY,
+                },
+            ],
+        }]);
+        assert_eq!(
+            body_text(query_response(result(matrix), 0)).await,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a"},"values":[[1,"1"],[2,"+Inf"]]}]}}"#
+        );
+        let sample = |job: &str| VectorSample {
+            labels: Labels::from_pairs([("job", job)]),
+            t: 3_000,
+            v: 0.5,
+        };
+        let mut vector = result(Value::Vector(vec![sample("a"), sample("b")]));
+        vector.infos.push("info one".to_string());
+        assert_eq!(
+            body_text(query_response(vector, 1)).await,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"a"},"value":[3,"0.5"]}]},"warnings":["results truncated due to limit"],"infos":["info one"]}"#
+        );
     }
 }

@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod durability;
 mod otlp;
+mod query_api;
 mod remote_write;
 mod review_fixes;
 mod server;

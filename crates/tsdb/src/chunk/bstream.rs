@@ -27,6 +27,13 @@ impl BitWriter {
         if nbits == 0 || nbits > 64 {
             return;
         }
+        // At most 9 new bytes. Grow by a quarter instead of doubling: an open chunk
+        // lives for its series' next 120 samples, and doubling left up to half of
+        // every one of them unused (the largest part of head memory after samples).
+        if self.bytes.capacity() - self.bytes.len() < 9 {
+            let extra = (self.bytes.len() / 4).max(32);
+            self.bytes.reserve_exact(extra);
+        }
         // Left-align the bits to write; `64 - nbits` is in 0..=63.
         let mut aligned = value << (64 - nbits);
         let mut remaining = nbits;

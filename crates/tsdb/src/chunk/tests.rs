@@ -418,8 +418,8 @@ fn size_of_typical_series() {
     );
     assert!(counter_size < 2.0, "counter {counter_size}");
     // The floor is 2 bits a sample plus an 18-byte head (count, first
-    // timestamp and value, first delta): (18 + 238 / 4) / 240 = 0.32.
-    assert!(constant_size < 0.33, "constant {constant_size}");
+    // timestamp and value, first delta): (18 + 118 / 4) / 120 = 0.40.
+    assert!(constant_size < 0.41, "constant {constant_size}");
     assert!(gauge_size < 8.0, "gauge {gauge_size}");
 }
 
