@@ -18,6 +18,7 @@ mod tests;
 
 use sightline_model::Labels;
 
+use crate::go_format::go_format_float;
 use crate::value::{Point, VectorSample};
 use crate::{Error, Millis, Result};
 
@@ -353,74 +354,4 @@ pub(crate) fn quantile_of(q: f64, values: &mut [f64]) -> f64 {
     let weight = rank - rank.floor();
     // Both indexes are in [0, n-1] by construction, so the casts are in bounds.
     values[lower_index as usize] * (1.0 - weight) + values[upper_index as usize] * weight
-}
-
-/// Go's `%g` / `strconv.FormatFloat(v, 'g', -1, 64)`: shortest digits, exponent
-/// form (`1e+06`, `1.5e-05`) when the exponent is below -4 or at least 6, and
-/// `NaN`, `+Inf`, `-Inf`. Prometheus formats annotation values this way.
-pub(crate) fn go_format_float(value: f64) -> String {
-    if value.is_nan() || value.is_infinite() || value == 0.0 {
-        return go_format_float_fixed(value);
-    }
-    let (digits, exponent) = go_shortest_decimal(value.abs());
-    if (-4..6).contains(&exponent) {
-        return go_format_float_fixed(value);
-    }
-    let sign = if value < 0.0 { "-" } else { "" };
-    let (first, rest) = digits.split_at(1);
-    let point = if rest.is_empty() { "" } else { "." };
-    let exponent_sign = if exponent < 0 { '-' } else { '+' };
-    format!(
-        "{sign}{first}{point}{rest}e{exponent_sign}{:02}",
-        exponent.unsigned_abs()
-    )
-}
-
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest digits that read back
-/// as `value`, never an exponent, and `NaN`, `+Inf`, `-Inf`. Prometheus formats
-/// `count_values` labels (and its API's sample values) this way.
-pub(crate) fn go_format_float_fixed(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let (digits, exponent) = go_shortest_decimal(value.abs());
-    let sign = if value < 0.0 { "-" } else { "" };
-    // Digits before the decimal point.
-    let integer_digits = exponent + 1;
-    if integer_digits <= 0 {
-        let zeros = "0".repeat(integer_digits.unsigned_abs() as usize);
-        return format!("{sign}0.{zeros}{digits}");
-    }
-    let integer_digits = integer_digits.unsigned_abs() as usize;
-    if integer_digits >= digits.len() {
-        let zeros = "0".repeat(integer_digits - digits.len());
-        return format!("{sign}{digits}{zeros}");
-    }
-    let (integer, fraction) = digits.split_at(integer_digits);
-    format!("{sign}{integer}.{fraction}")
-}
-
-/// The shortest decimal digits that read back as `magnitude` (finite, above zero)
-/// and the decimal exponent of the first digit, as Go's `strconv` picks them. Where
-/// two digit strings of that length are equally near the binary value (it lies
-/// exactly halfway), Go takes the even one and Rust's shortest formatting the upper
-/// (`1406667743765118.25` is `…118.2` in Go, `…118.3` in Rust's `{}`), so the length
-/// comes from Rust's shortest form and the digits from its fixed-precision form,
-/// which rounds exactly, half to even.
-fn go_shortest_decimal(magnitude: f64) -> (String, i32) {
-    let shortest = format!("{magnitude:e}");
-    let mantissa = shortest
-        .split_once('e')
-        .map_or(shortest.as_str(), |(m, _)| m);
-    let length = mantissa.chars().filter(char::is_ascii_digit).count().max(1);
-    let exact = format!("{magnitude:.*e}", length - 1);
-    let (mantissa, exponent) = exact.split_once('e').unwrap_or((exact.as_str(), "0"));
-    let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
-    (digits, exponent.parse().unwrap_or(0))
 }

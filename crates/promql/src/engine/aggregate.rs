@@ -11,9 +11,8 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use sightline_model::{Labels, METRIC_NAME_LABEL};
 
 use super::{DROP_NAME_MARKER, Evaluator, StepValue};
-use crate::functions::{
-    go_format_float_fixed, kahan_inc as kahan_sum_inc, quantile_of as quantile,
-};
+use crate::functions::{kahan_inc as kahan_sum_inc, quantile_of as quantile};
+use crate::go_format::go_format_float_fixed;
 use crate::value::VectorSample;
 use crate::{Error, Millis, Result};
 

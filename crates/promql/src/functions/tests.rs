@@ -381,53 +381,6 @@ fn kahan_and_quantile_helpers() {
 }
 
 #[test]
-fn go_float_formatting() {
-    let cases = [
-        (1.01, "1.01"),
-        (-0.1, "-0.1"),
-        (f64::NAN, "NaN"),
-        (f64::INFINITY, "+Inf"),
-        (1e6, "1e+06"),
-        (1234567.0, "1.234567e+06"),
-        (123456.0, "123456"),
-        (0.0001, "0.0001"),
-        (0.00001, "1e-05"),
-        (-1.5e-7, "-1.5e-07"),
-        (1e100, "1e+100"),
-    ];
-    for (value, expected) in cases {
-        assert_eq!(go_format_float(value), expected);
-    }
-}
-
-/// Found by the differential test against Prometheus: a value exactly halfway between
-/// two shortest digit strings (here 1406667743765118.25, whose 17-digit neighbours
-/// …118.2 and …118.3 both read back as it) is printed with the even digit by Go and
-/// with the upper one by Rust's `{}`.
-#[test]
-fn go_float_formatting_breaks_ties_to_even() {
-    let tie: f64 = "1406667743765118.25".parse().unwrap();
-    assert_eq!(format!("{tie}"), "1406667743765118.3");
-    assert_eq!(go_format_float_fixed(tie), "1406667743765118.2");
-    assert_eq!(go_format_float(tie), "1.4066677437651182e+15");
-    let smallest = format!("0.{}5", "0".repeat(323));
-    let cases = [
-        (0.1, "0.1"),
-        (-2.5, "-2.5"),
-        (1e23, "100000000000000000000000"),
-        (1.5e-7, "0.00000015"),
-        (123456789012345680.0, "123456789012345680"),
-        (1.0 / 3.0, "0.3333333333333333"),
-        (5e-324, smallest.as_str()),
-        (-0.0, "-0"),
-        (f64::NEG_INFINITY, "-Inf"),
-    ];
-    for (value, expected) in cases {
-        assert_eq!(go_format_float_fixed(value), expected, "{value:e}");
-    }
-}
-
-#[test]
 fn metric_name_rules() {
     assert!(range_function_keeps_metric_name("last_over_time"));
     assert!(!range_function_keeps_metric_name("rate"));
