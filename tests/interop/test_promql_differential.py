@@ -24,6 +24,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,8 +45,10 @@ DIRECTIVE_SEPARATOR = " ;; "
 # a whole minute, so no subquery step but 1s puts an inner step on a subquery's range
 # boundary. The range queries step every minute: over most of the data (across the
 # counter resets, the gap and the staleness marker), and across the data's start.
+# The API takes times as Unix seconds or RFC 3339 and steps as seconds or durations:
+# the last instant query and the second range query use the other spellings.
 INSTANT_OFFSETS = (3617, 4937, 7193, 7517)
-RANGES = ((917, 7193, 60), (-283, 1517, 60))
+RANGES = ((917, 7193, "60"), (-283, 1517, "1m"))
 AFTER_LAST_SAMPLE_OFFSET = 7193
 
 
@@ -198,14 +201,22 @@ Fetch = Callable[[str, dict[str, str]], dict[str, Any]]
 def requests_of(case: Case, base: int) -> list[tuple[str, str, dict[str, str]]]:
     """(what, path, params) of every request a case makes, for the query as written."""
     out = []
-    for offset in INSTANT_OFFSETS:
-        out.append((f"instant query at time={base + offset}", "/api/v1/query", {"time": str(base + offset)}))
+    for number, offset in enumerate(INSTANT_OFFSETS):
+        at = api_time(base + offset, rfc3339=number == len(INSTANT_OFFSETS) - 1)
+        out.append((f"instant query at time={at}", "/api/v1/query", {"time": at}))
     if not case.instant_only:
-        for start_offset, end_offset, step in RANGES:
-            start, end = base + start_offset, base + end_offset
-            params = {"start": str(start), "end": str(end), "step": str(step)}
+        for number, (start_offset, end_offset, step) in enumerate(RANGES):
+            start = api_time(base + start_offset, rfc3339=number == len(RANGES) - 1)
+            end = api_time(base + end_offset, rfc3339=number == len(RANGES) - 1)
+            params = {"start": start, "end": end, "step": step}
             out.append((f"range query start={start} end={end} step={step}", "/api/v1/query_range", params))
     return out
+
+
+def api_time(seconds: int, rfc3339: bool) -> str:
+    if not rfc3339:
+        return str(seconds)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def without_name(body: dict[str, Any]) -> dict[str, Any]:
