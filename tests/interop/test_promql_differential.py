@@ -363,6 +363,9 @@ class DiffEnv:
     prometheus: Fetch
     sightline: Fetch
     peer_is_prometheus: bool
+    # Cuts sightline's head into on-disk blocks (tenant promql-diff); None for a
+    # Prometheus peer, which has no such API.
+    flush: Callable[[], None] | None
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +388,9 @@ def diff_env(request, start_receiving_prometheus) -> DiffEnv:
         bodies = write_requests(build_series(base))
         remote_write(reference_api, bodies)
         remote_write(ours, bodies)
-        env = DiffEnv(base, fetcher(reference_api), fetcher(ours), peer == "prometheus")
+        env = DiffEnv(base, fetcher(reference_api), fetcher(ours), peer == "prometheus", None)
+        if peer == "sightline":
+            env.flush = lambda: flush_to_blocks(ours)
         # Everything written is visible on both sides before the cases run.
         probe = {"query": '{__name__=~".+"}', "time": str(base + AFTER_LAST_SAMPLE_OFFSET)}
 
@@ -402,9 +407,23 @@ def diff_env(request, start_receiving_prometheus) -> DiffEnv:
             child.stop()
 
 
+def flush_to_blocks(api: PromApi) -> None:
+    resp = api.session.post(api.base_url + "/api/sightline/v1/admin/flush", headers=api.headers(None), timeout=60)
+    assert resp.status_code == 200, f"admin flush: HTTP {resp.status_code}: {resp.text[:500]}"
+
+
+@pytest.fixture(scope="module", params=["head", "blocks"])
+def stored(request, diff_env) -> DiffEnv:
+    """Every case runs twice: on sightline's in-memory head, then after the head was
+    cut into on-disk blocks (another read path: block index, chunk decoding)."""
+    if request.param == "blocks" and diff_env.flush is not None:
+        diff_env.flush()
+    return diff_env
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_promql_differential(diff_env, case):
-    problems = check_case(case, diff_env.base, diff_env.prometheus, diff_env.sightline, diff_env.peer_is_prometheus)
+def test_promql_differential(stored, case):
+    problems = check_case(case, stored.base, stored.prometheus, stored.sightline, stored.peer_is_prometheus)
     assert not problems, f"promql_cases.txt:{case.line}: {case.query}\n  " + "\n  ".join(problems)
 
 
