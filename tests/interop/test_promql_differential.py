@@ -333,8 +333,15 @@ def check_case(case: Case, base: int, prometheus: Fetch, sightline: Fetch, peer_
 
 
 def fetcher(api: PromApi) -> Fetch:
+    """Instant queries as GET with URL parameters, range queries as a POSTed form (as
+    Grafana sends them): both forms of the API."""
+
     def fetch(path: str, params: dict[str, str]) -> dict[str, Any]:
-        resp = api.session.get(api.base_url + path, params=params, headers=api.headers(None), timeout=30)
+        url, headers = api.base_url + path, api.headers(None)
+        if path.endswith("query_range"):
+            resp = api.session.post(url, data=params, headers=headers, timeout=30)
+        else:
+            resp = api.session.get(url, params=params, headers=headers, timeout=30)
         try:
             return resp.json()
         except ValueError:
