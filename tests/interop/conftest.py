@@ -65,6 +65,7 @@ class Sightline:
     otlp_http_port: int
     data_dir: Path
     child: Child | None = None
+    config_path: Path | None = None  # passed as --config when set
 
     @property
     def base_url(self) -> str:
@@ -94,6 +95,7 @@ class Sightline:
                 "--otlp-http-listen", f"{LOOPBACK}:{self.otlp_http_port}",
                 "--log-format", "text",
                 "--enable-admin-api",  # the flush test uses /api/sightline/v1/admin/flush
+                *(["--config", str(self.config_path)] if self.config_path else []),
             ],
             self.work_dir,
             # SIGHTLINE_* variables would override the config (clap `env`): only flags count here.

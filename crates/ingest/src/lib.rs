@@ -22,9 +22,12 @@
 //!   has no native histograms yet. OTLP/JSON is read with opentelemetry-proto's serde
 //!   support plus two fixes (string doubles such as `"NaN"`, and errors inside a
 //!   metric's data that it would otherwise swallow silently).
+//! - [`exposition`]: the Prometheus text format (0.0.4) and OpenMetrics 1.0 text that
+//!   scrape targets serve, with exemplars and metadata.
 //!
 //! No on-disk format lives here.
 
+pub mod exposition;
 pub mod otlp;
 pub mod remote_write;
 
@@ -52,6 +55,9 @@ pub enum Error {
     /// The body is not valid OTLP/JSON.
     #[error("OTLP JSON decoding failed: {0}")]
     BadJson(String),
+    /// A scraped body is not valid Prometheus text / OpenMetrics.
+    #[error("line {line}: {message}")]
+    Exposition { line: usize, message: String },
 }
 
 impl Error {

@@ -1,5 +1,7 @@
 //! Conversions between Sightline's internal nanoseconds and the units APIs use.
 
+use std::time::Duration;
+
 /// Nanoseconds since the Unix epoch.
 pub type Timestamp = i64;
 
@@ -40,6 +42,77 @@ pub fn now() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Parses a duration like `30s`, `15d`, `1h30m` or `10ms` (Prometheus' units: ms, s, m,
+/// h, d, w, y).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err("duration is empty".to_string());
+    }
+    let bad = || format!("{text:?} is not a duration like 30s, 10m, 2h, 15d or 1h30m");
+    let mut total_ms: u128 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits_end == 0 {
+            return Err(bad());
+        }
+        let number: u128 = rest[..digits_end].parse().map_err(|_| bad())?;
+        rest = &rest[digits_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_ms: u128 = match &rest[..unit_end] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_end..];
+        total_ms = number
+            .checked_mul(unit_ms)
+            .and_then(|part| total_ms.checked_add(part))
+            .ok_or_else(bad)?;
+    }
+    let total_ms = u64::try_from(total_ms).map_err(|_| bad())?;
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it, largest units first.
+pub fn format_duration(duration: Duration) -> String {
+    let mut ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let units: [(&str, u128); 6] = [
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut out = String::new();
+    for (unit, size) in units {
+        // Weeks only when the whole duration is a number of weeks, so 15d stays 15d.
+        if unit == "w" && !ms.is_multiple_of(size) {
+            continue;
+        }
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -27,6 +27,14 @@ pub(crate) struct Config {
     pub(crate) limits: LimitsConfig,
     /// PromQL query limits and defaults (`/api/v1/query`, `/api/v1/query_range`).
     pub(crate) query: QueryConfig,
+    /// Scrape jobs in Prometheus' `scrape_configs` shape (paste them from a
+    /// `prometheus.yml`): `job_name`, `scrape_interval` (default 1m), `scrape_timeout`
+    /// (10s), `metrics_path` (/metrics), `scheme` (http only), `params`, `basic_auth`,
+    /// `authorization`/`bearer_token`/`bearer_token_file`, `honor_labels`,
+    /// `honor_timestamps`, `sample_limit`, `body_size_limit`, `static_configs`,
+    /// `file_sd_configs`, `relabel_configs` and `metric_relabel_configs`. Sightline adds
+    /// `tenant` (default `default`): the tenant a job's samples are written to.
+    pub(crate) scrape_configs: Vec<sightline_scrape::ScrapeConfig>,
 }
 
 impl Default for Config {
@@ -37,6 +45,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
             query: QueryConfig::default(),
+            scrape_configs: Vec::new(),
         }
     }
 }
@@ -393,6 +402,7 @@ impl Config {
         ] {
             check(value > 0, &format!("{name} must be above 0"));
         }
+        problems.extend(scrape_problems(&self.scrape_configs));
         problems
     }
 
@@ -423,6 +433,32 @@ impl Config {
     }
 }
 
+/// Scrape jobs that parse but cannot run: a repeated `job_name`, a tenant id that is
+/// not valid or reserved.
+fn scrape_problems(jobs: &[sightline_scrape::ScrapeConfig]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for job in jobs {
+        if !seen.insert(job.job_name.as_str()) {
+            problems.push(format!(
+                "  - scrape_configs: job_name {:?} is used more than once",
+                job.job_name
+            ));
+        }
+        let reason = match sightline_model::TenantId::parse(&job.tenant) {
+            Ok(tenant) => crate::tenant::reserved_reason(&tenant).map(str::to_string),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(reason) = reason {
+            problems.push(format!(
+                "  - scrape_configs: job {:?} has an invalid tenant {:?}: {reason}",
+                job.job_name, job.tenant
+            ));
+        }
+    }
+    problems
+}
+
 /// A duration written as a string of number+unit parts: `10ms`, `30s`, `10m`, `2h`,
 /// `15d`, `1w`, `1y`, `1h30m`; `0` alone means zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -437,72 +473,12 @@ impl ConfigDuration {
 /// Parses a duration like `30s`, `15d`, `1h30m` or `10ms` (Prometheus' units: ms, s, m,
 /// h, d, w, y).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return Err("duration is empty".to_string());
-    }
-    let bad = || format!("{text:?} is not a duration like 30s, 10m, 2h, 15d or 1h30m");
-    let mut total_ms: u128 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits_end == 0 {
-            return Err(bad());
-        }
-        let number: u128 = rest[..digits_end].parse().map_err(|_| bad())?;
-        rest = &rest[digits_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: u128 = match &rest[..unit_end] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_end..];
-        total_ms = number
-            .checked_mul(unit_ms)
-            .and_then(|part| total_ms.checked_add(part))
-            .ok_or_else(bad)?;
-    }
-    let total_ms = u64::try_from(total_ms).map_err(|_| bad())?;
-    Ok(Duration::from_millis(total_ms))
+    sightline_model::time::parse_duration(text)
 }
 
 /// Formats a duration the way [`parse_duration`] reads it, largest units first.
 pub(crate) fn format_duration(duration: Duration) -> String {
-    let mut ms = duration.as_millis();
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let units: [(&str, u128); 6] = [
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut out = String::new();
-    for (unit, size) in units {
-        // Weeks only when the whole duration is a number of weeks, so 15d stays 15d.
-        if unit == "w" && !ms.is_multiple_of(size) {
-            continue;
-        }
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
+    sightline_model::time::format_duration(duration)
 }
 
 impl fmt::Display for ConfigDuration {
@@ -807,5 +783,31 @@ mod tests {
         assert_eq!(options.max_series, 7);
         assert_eq!(options.wal.fsync, sightline_wal::FsyncPolicy::None);
         assert_eq!(options.block_range, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn scrape_configs_are_read_and_checked() {
+        let config = Config::parse(
+            "scrape_configs:\n  - job_name: node\n    scrape_interval: 15s\n    static_configs: [{targets: ['h:9100']}]\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(config.scrape_configs[0].job_name, "node");
+        assert_eq!(config.scrape_configs[0].tenant, "default");
+        let err = Config::parse(
+            "scrape_configs:\n  - job_name: a\n  - job_name: a\n    tenant: LOCK\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"a\" is used more than once"), "{err}");
+        assert!(err.contains("invalid tenant \"LOCK\""), "{err}");
+        let err = Config::parse(
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: drop\n        regex: '('\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("invalid regex") && err.contains('4'), "{err}");
     }
 }

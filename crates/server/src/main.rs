@@ -1,5 +1,5 @@
 //! `sightline`: the one binary. It wires configuration, the per-tenant stores, the
-//! ingest receivers (remote_write, OTLP HTTP and gRPC), the Prometheus-compatible read
+//! ingest receivers (remote_write, OTLP HTTP and gRPC, scraping), the Prometheus-compatible read
 //! API and Sightline's own metrics together, and owns start-up and shutdown.
 //!
 //! This crate must never know a file format or a wire encoding itself: stores
@@ -22,6 +22,7 @@ mod maintenance;
 mod otlp_grpc;
 mod query_runner;
 mod query_store;
+mod scrape;
 mod self_metrics;
 mod state;
 mod tenant;
@@ -228,7 +229,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
             );
             let maintenance_task =
                 tokio::spawn(maintenance::run_maintenance(state.clone(), stop_receiver));
-            (&mut shutdown).await;
+            match scrape::start(&state) {
+                Ok(scraping) => {
+                    (&mut shutdown).await;
+                    // Scrapes stop before the stores refuse writes.
+                    if let Some(manager) = scraping {
+                        manager.stop().await;
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
             state.begin_shutdown();
             let _ = stop_sender.send(true);
             let _ = maintenance_task.await;

@@ -37,6 +37,9 @@ pub(crate) const BUILD_INFO: &str = "sightline_build_info";
 pub(crate) const PROCESS_START_TIME_SECONDS: &str = "sightline_process_start_time_seconds";
 pub(crate) const QUERIES_IN_FLIGHT: &str = "sightline_queries_in_flight";
 pub(crate) const QUERIES_QUEUED: &str = "sightline_queries_queued";
+pub(crate) const SCRAPE_TARGETS: &str = "sightline_scrape_targets";
+pub(crate) const SCRAPES_TOTAL: &str = "sightline_scrapes_total";
+pub(crate) const SCRAPE_FAILURES_TOTAL: &str = "sightline_scrape_failures_total";
 
 /// Why samples were refused, besides the store's own reasons
 /// (`sightline_tsdb::RejectReason::as_str`).
@@ -83,6 +86,8 @@ pub(crate) struct SelfMetrics {
     queries_in_flight: Arc<AtomicU64>,
     queries_queued: Arc<AtomicU64>,
     start_unix_seconds: f64,
+    /// Counters of the scrape manager, once it runs.
+    scrape_stats: Mutex<Option<Arc<sightline_scrape::ScrapeStats>>>,
 }
 
 /// One unit of a gauge held while something is under way; given back on drop, so a
@@ -118,6 +123,7 @@ impl Default for SelfMetrics {
             queries_in_flight: Arc::new(AtomicU64::new(0)),
             queries_queued: Arc::new(AtomicU64::new(0)),
             start_unix_seconds,
+            scrape_stats: Mutex::new(None),
         }
     }
 }
@@ -179,6 +185,43 @@ impl SelfMetrics {
     }
 
     /// The exposition text, with store figures summed over `dbs`.
+    pub(crate) fn set_scrape_stats(&self, stats: Arc<sightline_scrape::ScrapeStats>) {
+        *self.scrape_stats.lock() = Some(stats);
+    }
+
+    /// The scrape figures, when scraping runs.
+    fn render_scrapes(&self, out: &mut String) {
+        let Some(stats) = self.scrape_stats.lock().clone() else {
+            return;
+        };
+        header(
+            out,
+            SCRAPE_TARGETS,
+            "gauge",
+            "Targets being scraped, by job.",
+        );
+        for (job, count) in stats.targets() {
+            let _ = writeln!(
+                out,
+                "{SCRAPE_TARGETS}{{job=\"{}\"}} {count}",
+                escape_label_value(&job)
+            );
+        }
+        header(out, SCRAPES_TOTAL, "counter", "Scrapes done, all jobs.");
+        let _ = writeln!(out, "{SCRAPES_TOTAL} {}", stats.scrapes_total());
+        header(
+            out,
+            SCRAPE_FAILURES_TOTAL,
+            "counter",
+            "Scrapes that failed (up = 0): unreachable, bad status, unparsable body or over a limit.",
+        );
+        let _ = writeln!(
+            out,
+            "{SCRAPE_FAILURES_TOTAL} {}",
+            stats.scrape_failures_total()
+        );
+    }
+
     pub(crate) fn render(&self, dbs: &[(TenantId, Arc<Db>)]) -> String {
         let mut out = String::with_capacity(4096);
         let stats: Vec<DbStats> = dbs.iter().map(|(_, db)| db.stats()).collect();
@@ -362,6 +405,7 @@ impl SelfMetrics {
                 histogram.count
             );
         }
+        self.render_scrapes(&mut out);
         out
     }
 }

@@ -14,5 +14,6 @@ mod otlp;
 mod query_api;
 mod remote_write;
 mod review_fixes;
+mod scrape;
 mod server;
 mod tenancy;
