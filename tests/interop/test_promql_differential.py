@@ -39,15 +39,16 @@ TENANT = "promql-diff"
 RELATIVE_TOLERANCE = 1e-9
 DIRECTIVE_SEPARATOR = " ;; "
 
-# Query times, in whole seconds after the data set's start (see promql_data.py): the
+# Query times, in seconds after the data set's start (see promql_data.py): the
 # middle, inside the 10 minute gap of node_temperature_celsius{sensor="board"}, just
-# after the last sample, and past the last sample's lookback. All are 17 or 53 s past
-# a whole minute, so no subquery step but 1s puts an inner step on a subquery's range
-# boundary. The range queries step every minute: over most of the data (across the
+# after the last sample, and past the last sample's lookback. All are 17 s (53 s, 17.25 s)
+# past a whole minute, so no subquery step but 1s puts an inner step on a subquery's
+# range boundary. The range queries step every minute: over most of the data (across the
 # counter resets, the gap and the staleness marker), and across the data's start.
 # The API takes times as Unix seconds or RFC 3339 and steps as seconds or durations:
-# the last instant query and the second range query use the other spellings.
-INSTANT_OFFSETS = (3617, 4937, 7193, 7517)
+# the last instant query and the second range query use the other spellings, and the
+# first instant query is at a fraction of a second.
+INSTANT_OFFSETS = (3617.25, 4937, 7193, 7517)
 RANGES = ((917, 7193, "60"), (-283, 1517, "1m"))
 AFTER_LAST_SAMPLE_OFFSET = 7193
 
@@ -218,9 +219,9 @@ def requests_of(case: Case, base: int) -> list[tuple[str, str, dict[str, str]]]:
     return out
 
 
-def api_time(seconds: int, rfc3339: bool) -> str:
+def api_time(seconds: float, rfc3339: bool) -> str:
     if not rfc3339:
-        return str(seconds)
+        return f"{seconds:.3f}".rstrip("0").rstrip(".")
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
