@@ -5,7 +5,8 @@ sixty series over two hours from `base` (a whole minute, in seconds): counters w
 resets, gauges (negative values, a gap longer than the lookback, an explicit staleness
 marker), classic histograms with `le` buckets and their `_sum`/`_count`, 0/1 `up`
 series, values in [-1, 1] for the inverse trig functions, gauges with NaN, infinities
-and huge values, a badly exported histogram, label values beyond ASCII, and an info-style metric for
+and huge values, a badly exported histogram, label values beyond ASCII, series scraped at
+irregular intervals, and an info-style metric for
 `group_left`.
 
 Every sample sits at `base + 15 s * k + 1.234 s`: query times, ranges, offsets, `@`
@@ -209,6 +210,21 @@ def build_series(base_seconds: int) -> list[GeneratedSeries]:
     # A newline in a label value (`.` matches it in 3.x regexes, not in 2.42's).
     for i, text in enumerate(("line1\nline2", "one line")):
         add({"__name__": "multiline_info", "text": text}, [float(i)] * POINTS)
+
+    # Irregular scrapes: 3 to 45 s apart (still 234 ms past a whole second), a counter
+    # with resets and a gauge, for rate extrapolation with uneven sample spacing.
+    rng.seed(f"{SEED}:irregular")
+    for instance in ("10.0.0.1:9100", "10.0.0.2:9100"):
+        t = base_seconds * 1000 + JITTER_MS + rng.randint(0, 20) * 1000
+        end = base_seconds * 1000 + SPAN_SECONDS * 1000 - SCRAPE_INTERVAL_MS
+        counter, counter_samples, gauge_samples = float(rng.randint(500, 900)), [], []
+        while t < end:
+            counter = float(rng.randint(0, 5)) if rng.random() < 0.01 else counter + rng.randint(0, 40)
+            counter_samples.append((t, counter))
+            gauge_samples.append((t, round(rng.gauss(50, 20), 2)))
+            t += rng.randint(3, 45) * 1000
+        out.append(GeneratedSeries({"__name__": "irregular_total", "instance": instance}, counter_samples))
+        out.append(GeneratedSeries({"__name__": "irregular_gauge", "instance": instance}, gauge_samples))
 
     # Info-style metric for group_left joins.
     for job, version in (("api", "1.4.2"), ("web", "2.0.0-rc.1")):
