@@ -265,6 +265,16 @@ fn engine_functions() {
         vec![("{job=\"x\"}".into(), 1.0)]
     );
     assert!(vector("absent(gauge)", 0).is_empty());
+    // Found by the differential test against Prometheus: parentheses around the
+    // selector keep its labels (Prometheus unwraps function arguments).
+    assert_eq!(
+        vector("absent(((nonexistent{job=\"x\"})))", 0),
+        vec![("{job=\"x\"}".into(), 1.0)]
+    );
+    assert_eq!(
+        vector("absent(rate(nonexistent{job=\"x\"}[1m]))", 0),
+        vec![("{}".into(), 1.0)]
+    );
     assert_eq!(
         vector("absent_over_time(nonexistent{job=\"x\"}[1m])", 0),
         vec![("{job=\"x\"}".into(), 1.0)]
