@@ -40,8 +40,8 @@ pub(crate) fn simple_math_function(name: &str) -> Option<fn(f64) -> f64> {
         "sinh" => f64::sinh,
         "cosh" => f64::cosh,
         "tanh" => f64::tanh,
-        "asinh" => f64::asinh,
-        "acosh" => f64::acosh,
+        "asinh" => go_asinh,
+        "acosh" => go_acosh,
         "atanh" => f64::atanh,
         "rad" => |v| v * std::f64::consts::PI / 180.0,
         "deg" => |v| v * 180.0 / std::f64::consts::PI,
@@ -59,6 +59,48 @@ fn sgn(v: f64) -> f64 {
     } else {
         v
     }
+}
+
+/// Go's `math.Asinh` (FreeBSD's algorithm). Rust's `asinh` overflows to ±Inf from
+/// about 1e154 on (it squares or doubles `x`); Go takes `ln(x) + ln 2` above 2^28.
+fn go_asinh(x: f64) -> f64 {
+    const NEAR_ZERO: f64 = 1.0 / (1u64 << 28) as f64;
+    const LARGE: f64 = (1u64 << 28) as f64;
+    if x.is_nan() || x.is_infinite() {
+        return x;
+    }
+    let magnitude = x.abs();
+    let result = if magnitude > LARGE {
+        magnitude.ln() + std::f64::consts::LN_2
+    } else if magnitude > 2.0 {
+        (2.0 * magnitude + 1.0 / ((magnitude * magnitude + 1.0).sqrt() + magnitude)).ln()
+    } else if magnitude < NEAR_ZERO {
+        magnitude
+    } else {
+        let square = magnitude * magnitude;
+        (magnitude + square / (1.0 + (1.0 + square).sqrt())).ln_1p()
+    };
+    if x < 0.0 { -result } else { result }
+}
+
+/// Go's `math.Acosh` (FreeBSD's algorithm); Rust's `acosh` overflows to +Inf for
+/// huge `x` where Go takes `ln(x) + ln 2`.
+fn go_acosh(x: f64) -> f64 {
+    const LARGE: f64 = (1u64 << 28) as f64;
+    if x < 1.0 || x.is_nan() {
+        return f64::NAN;
+    }
+    if x == 1.0 {
+        return 0.0;
+    }
+    if x >= LARGE {
+        return x.ln() + std::f64::consts::LN_2;
+    }
+    if x > 2.0 {
+        return (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln();
+    }
+    let t = x - 1.0;
+    (t + (2.0 * t + t * t).sqrt()).ln_1p()
 }
 
 /// Go's `math.Log10`: `Log(x) * (1/Ln10)`.

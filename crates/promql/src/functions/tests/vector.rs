@@ -5,6 +5,32 @@ use sightline_model::Labels;
 
 use super::*;
 
+/// Found by the differential test against Prometheus: asinh(1.5e308) is
+/// 710.2948209308341 in Go and was +Inf here (Rust's asinh and acosh overflow).
+#[test]
+fn inverse_hyperbolic_functions_as_in_go() {
+    let of = |name: &str, v: f64| vector(name, vec![sample(&[], v)], &[], &[]).unwrap()[0].v;
+    let cases = [
+        ("asinh", 1.5e308, 710.2948209308341),
+        ("asinh", -1.5e308, -710.2948209308341),
+        ("asinh", 1e300, 691.4686750787736),
+        ("asinh", 3.0, 1.8184464592320668),
+        ("asinh", 0.5, 0.48121182505960347),
+        ("asinh", 1e-300, 1e-300),
+        ("acosh", 1.5e308, 710.2948209308341),
+        ("acosh", 3.0, 1.762747174039086),
+        ("acosh", 1.5, 0.9624236501192069),
+        ("acosh", 1.0, 0.0),
+    ];
+    for (name, input, want) in cases {
+        assert_close(Some(of(name, input)), want);
+    }
+    assert_eq!(of("asinh", f64::NEG_INFINITY), f64::NEG_INFINITY);
+    assert_eq!(of("acosh", f64::INFINITY), f64::INFINITY);
+    assert!(of("acosh", 0.5).is_nan());
+    assert!(of("asinh", f64::NAN).is_nan());
+}
+
 #[test]
 fn math_functions_drop_the_metric_name() {
     let input = vec![sample(&[("__name__", "m"), ("a", "x")], -2.5)];
