@@ -574,7 +574,7 @@ impl Head {
         let (mut chunks, mut samples) = (0u64, 0u64);
         for (id, series) in &inner.series {
             let mut data = series.data.lock();
-            data.truncate_before(boundary);
+            data.truncate_before(boundary, &self.chunk_files);
             if data.is_empty() {
                 empty.push(*id);
                 continue;
@@ -604,7 +604,6 @@ impl Head {
         if max_time != i64::MIN {
             self.max_time.fetch_max(max_time, Ordering::Relaxed);
         }
-        self.chunk_files.remove_windows_before(boundary);
         empty.len()
     }
 

@@ -10,7 +10,7 @@
 //! These files are NOT a durable format: the WAL is what makes samples durable, and
 //! replay rebuilds every chunk. So the directory is emptied at open, a file holds
 //! the chunks of one block window (chunks never cross a block boundary), and the
-//! file of a window is deleted once the head is truncated past it. Layout in
+//! file of a window is deleted when the head has dropped every chunk in it. Layout in
 //! `FORMAT.md` ("Head chunk files").
 
 use std::collections::BTreeMap;
@@ -52,6 +52,8 @@ struct WindowFile {
     file: Arc<File>,
     /// Bytes allocated so far (writes go to offsets handed out under the lock).
     len: u64,
+    /// Chunks written and not yet released: the file is deleted when this drops to 0.
+    live_chunks: u64,
 }
 
 impl HeadChunkFiles {
@@ -98,19 +100,25 @@ impl HeadChunkFiles {
                     slot.insert(WindowFile {
                         file: Arc::new(file),
                         len: FILE_HEADER.len() as u64,
+                        live_chunks: 0,
                     })
                 }
             };
             let offset = entry.len;
             // Bytes then CRC: the next chunk starts after both.
             entry.len += u64::from(len) + 4;
+            // Counted before the write: the file cannot be released under a writer.
+            entry.live_chunks += 1;
             (Arc::clone(&entry.file), offset)
         };
         // Outside the lock: writers to distinct offsets do not wait for each other.
         let mut framed = Vec::with_capacity(bytes.len() + 4);
         framed.extend_from_slice(bytes);
         framed.extend_from_slice(&crc.to_le_bytes());
-        file.write_all_at(&framed, offset)?;
+        if let Err(e) = file.write_all_at(&framed, offset) {
+            self.release(window);
+            return Err(Error::Io(e));
+        }
         Ok(SpilledChunk {
             window,
             offset,
@@ -144,24 +152,25 @@ impl HeadChunkFiles {
         Ok(bytes)
     }
 
-    /// Deletes the files of windows that end at or before `boundary` (the head
-    /// holds nothing before it any more).
-    pub(crate) fn remove_windows_before(&self, boundary: i64) {
+    /// Gives up one chunk of `window` (the head dropped it); the window's file is
+    /// deleted with its last chunk. A later chunk of the window starts a new file.
+    pub(crate) fn release(&self, window: i64) {
         let mut windows = self.windows.lock();
-        let expired: Vec<i64> = windows
-            .keys()
-            .copied()
-            .filter(|window| window.saturating_add(self.block_range) <= boundary)
-            .collect();
-        for window in expired {
-            windows.remove(&window);
-            if let Err(e) = std::fs::remove_file(self.path_of(window)) {
-                tracing::warn!(
-                    file = %self.path_of(window).display(),
-                    error = %e,
-                    "head chunk file not deleted"
-                );
-            }
+        let Some(entry) = windows.get_mut(&window) else {
+            return;
+        };
+        entry.live_chunks = entry.live_chunks.saturating_sub(1);
+        if entry.live_chunks > 0 {
+            return;
+        }
+        windows.remove(&window);
+        drop(windows);
+        if let Err(e) = std::fs::remove_file(self.path_of(window)) {
+            tracing::warn!(
+                file = %self.path_of(window).display(),
+                error = %e,
+                "head chunk file not deleted"
+            );
         }
     }
 
@@ -193,11 +202,19 @@ mod tests {
         assert_eq!(files.read(&c).unwrap(), b"next window");
         assert_eq!((a.window, c.window), (0, 2 * HOUR));
 
-        files.remove_windows_before(2 * HOUR);
+        files.release(a.window);
+        assert_eq!(
+            files.read(&b).unwrap(),
+            b"second",
+            "one chunk of window 0 is left"
+        );
+        files.release(b.window);
         assert!(files.read(&a).is_err());
         assert_eq!(files.read(&c).unwrap(), b"next window");
         assert!(!path.join("0.chunks").exists());
         assert!(path.join(format!("{}.chunks", 2 * HOUR)).exists());
+        let again = files.write(30, b"window 0 again").unwrap();
+        assert_eq!(files.read(&again).unwrap(), b"window 0 again");
     }
 
     #[test]

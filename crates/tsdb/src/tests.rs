@@ -626,3 +626,34 @@ fn crash_between_block_rename_and_wal_truncation() {
     drop(db);
     assert_eq!(dump(&Db::open(dir.path(), options()).unwrap()), before);
 }
+
+#[test]
+fn closed_chunks_are_read_from_their_files_and_the_files_go_with_the_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let t0 = base();
+    let a = labels("up", "a");
+    // 3.5 chunks of samples, within one block window.
+    let samples: Vec<(i64, f64)> = (0..420).map(|i| (t0 + i * 1000, i as f64)).collect();
+    db.append(&request(&a, &samples)).unwrap();
+    let chunk_files = || {
+        std::fs::read_dir(dir.path().join("head_chunks"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(chunk_files(), 1, "closed chunks were written out");
+    let got = dump(&db);
+    let values: Vec<(i64, f64)> = got[&a]
+        .iter()
+        .map(|&(t, v)| (t, f64::from_bits(v)))
+        .collect();
+    assert_eq!(values, samples);
+
+    db.flush().unwrap();
+    assert_eq!(
+        chunk_files(),
+        0,
+        "the head dropped every chunk of the window"
+    );
+    assert_eq!(dump(&db), got, "now read from the block");
+}

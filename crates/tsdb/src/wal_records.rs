@@ -143,7 +143,7 @@ impl RecordBuilder {
         if raw.len() < COMPRESS_FROM_BYTES {
             return raw;
         }
-        let Ok(compressed) = zstd::bulk::compress(&raw, ZSTD_LEVEL) else {
+        let Some(compressed) = compress(&raw) else {
             return raw;
         };
         if compressed.len() + 11 >= raw.len() {
@@ -156,6 +156,28 @@ impl RecordBuilder {
         out
     }
 }
+
+/// zstd with reused contexts: creating one per record (what `zstd::bulk::compress`
+/// does) allocated and initialised a few hundred kilobytes on every append. At most
+/// [`KEPT_COMPRESSORS`] idle contexts are kept (each holds about a megabyte), not one
+/// per thread of the blocking pool.
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    static IDLE: parking_lot::Mutex<Vec<zstd::bulk::Compressor<'static>>> =
+        parking_lot::Mutex::new(Vec::new());
+    let mut compressor = match IDLE.lock().pop() {
+        Some(compressor) => compressor,
+        None => zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?,
+    };
+    let compressed = compressor.compress(raw).ok();
+    let mut idle = IDLE.lock();
+    if idle.len() < KEPT_COMPRESSORS {
+        idle.push(compressor);
+    }
+    compressed
+}
+
+/// Idle zstd contexts kept for reuse (about the number of cores).
+const KEPT_COMPRESSORS: usize = 2;
 
 fn read_labels(reader: &mut Reader<'_>) -> Result<Labels> {
     let count = reader.len(reader.remaining())?;

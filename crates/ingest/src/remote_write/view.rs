@@ -218,6 +218,9 @@ fn validate_labels<'a>(
 }
 
 fn decode_label(message: &[u8]) -> Result<RawLabel<'_>> {
+    if let Some(label) = decode_label_canonical(message) {
+        return Ok(label);
+    }
     let mut name: &[u8] = &[];
     let mut value: &[u8] = &[];
     let mut reader = WireReader::new(message);
@@ -232,7 +235,38 @@ fn decode_label(message: &[u8]) -> Result<RawLabel<'_>> {
     Ok((name, value))
 }
 
+/// The layout every encoder writes for a label with a name and a value — field 1
+/// then field 2, both short — read without the general field loop (labels are most
+/// of a request). `None` sends anything else to the general path.
+#[inline]
+fn decode_label_canonical(message: &[u8]) -> Option<RawLabel<'_>> {
+    let [0x0a, name_len, rest @ ..] = message else {
+        return None;
+    };
+    if *name_len >= 0x80 {
+        return None;
+    }
+    let (name, rest) = rest.split_at_checked(usize::from(*name_len))?;
+    let [0x12, value_len, rest @ ..] = rest else {
+        return None;
+    };
+    if *value_len >= 0x80 || rest.len() != usize::from(*value_len) {
+        return None;
+    }
+    Some((name, rest))
+}
+
 fn decode_sample(message: &[u8]) -> Result<Sample> {
+    // The usual layout: field 1 (fixed64 value) then field 2 (varint timestamp).
+    if let [0x09, b0, b1, b2, b3, b4, b5, b6, b7, 0x10, timestamp @ ..] = message {
+        let mut reader = WireReader::new(timestamp);
+        if let Some(raw) = reader.varint_to_end() {
+            return Ok(Sample {
+                timestamp: time::from_millis(raw as i64),
+                value: f64::from_le_bytes([*b0, *b1, *b2, *b3, *b4, *b5, *b6, *b7]),
+            });
+        }
+    }
     let mut value = 0.0;
     let mut timestamp_millis = 0i64;
     let mut reader = WireReader::new(message);
@@ -266,4 +300,44 @@ fn describe_labels_ref(labels: &[LabelRef<'_>]) -> String {
         .map(|l| (l.name.as_bytes(), l.value.as_bytes()))
         .collect();
     describe_raw_labels(&raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_in_any_order_decode_like_the_usual_layout() {
+        // Label with the value first, then the name.
+        let label = [0x12, 1, b'v', 0x0a, 2, b'n', b'm'];
+        assert_eq!(decode_label(&label).unwrap(), (&b"nm"[..], &b"v"[..]));
+        assert_eq!(decode_label_canonical(&label), None);
+        let canonical = [0x0a, 2, b'n', b'm', 0x12, 1, b'v'];
+        assert_eq!(
+            decode_label_canonical(&canonical),
+            Some((&b"nm"[..], &b"v"[..]))
+        );
+        // A truncated usual layout is left to the general path, which refuses it.
+        assert_eq!(decode_label_canonical(&canonical[..6]), None);
+        assert!(decode_label(&canonical[..6]).is_err());
+
+        // Sample with the timestamp first.
+        let mut sample = vec![0x10, 0xe8, 0x07, 0x09];
+        sample.extend_from_slice(&2.5f64.to_le_bytes());
+        let decoded = decode_sample(&sample).unwrap();
+        assert_eq!(
+            (decoded.timestamp, decoded.value),
+            (time::from_millis(1000), 2.5)
+        );
+        // And the usual layout, with a negative timestamp (10-byte varint).
+        let mut usual = vec![0x09];
+        usual.extend_from_slice(&(-1.5f64).to_le_bytes());
+        usual.push(0x10);
+        prost::encoding::encode_varint(-5i64 as u64, &mut usual);
+        let decoded = decode_sample(&usual).unwrap();
+        assert_eq!(
+            (decoded.timestamp, decoded.value),
+            (time::from_millis(-5), -1.5)
+        );
+    }
 }

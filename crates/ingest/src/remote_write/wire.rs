@@ -78,6 +78,13 @@ impl<'a> WireReader<'a> {
         Ok(Some((field, value)))
     }
 
+    /// The message's remaining bytes as exactly one varint, or `None`.
+    #[inline]
+    pub(super) fn varint_to_end(&mut self) -> Option<u64> {
+        let value = self.varint().ok()?;
+        self.rest.is_empty().then_some(value)
+    }
+
     fn take_array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
         let Some((bytes, rest)) = self.rest.split_first_chunk::<N>() else {
             return Err(WireError::TruncatedFixed);

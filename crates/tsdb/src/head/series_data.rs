@@ -258,10 +258,16 @@ impl SeriesData {
             || self.out_of_order.iter().any(|s| s.0 >= mint && s.0 <= maxt)
     }
 
-    /// Drops everything before `boundary` (persisted in a block). The head chunk
-    /// files of dropped windows are deleted by the caller.
-    pub(crate) fn truncate_before(&mut self, boundary: i64) {
-        self.closed.retain(|c| c.max_time >= boundary);
+    /// Drops everything before `boundary` (persisted in a block), releasing dropped
+    /// chunks' space in the head chunk files.
+    pub(crate) fn truncate_before(&mut self, boundary: i64, files: &HeadChunkFiles) {
+        self.closed.retain(|c| {
+            let keep = c.max_time >= boundary;
+            if !keep && let ClosedBody::Spilled(spilled) = &c.body {
+                files.release(spilled.window);
+            }
+            keep
+        });
         if self.open.as_ref().is_some_and(|c| c.max_time() < boundary) {
             self.open = None;
         }
@@ -408,13 +414,16 @@ mod tests {
 
     #[test]
     fn truncation_drops_whole_windows() {
-        let (_dir, files) = files();
+        let (dir, files) = files();
         let mut data = SeriesData::new();
         for i in 0..10i64 {
             data.append(i * HOUR / 2, 1.0, i64::MIN, 0, 2 * HOUR, &files);
         }
-        data.truncate_before(4 * HOUR);
-        files.remove_windows_before(4 * HOUR);
+        data.truncate_before(4 * HOUR, &files);
+        assert!(
+            !dir.path().join("head_chunks/0.chunks").exists(),
+            "window 0 released"
+        );
         let left = data.samples_in(i64::MIN, i64::MAX, &files).unwrap();
         assert_eq!(left.first().map(|s| s.0), Some(4 * HOUR));
         assert_eq!(left.len(), 2);
