@@ -221,8 +221,9 @@ def prometheus_config(own_port: int, node_port: int, sightline_port: int) -> dic
     }
 
 
-@pytest.fixture(scope="session")
-def prometheus(work_dir, sightline, node_exporter) -> Prometheus:
+def start_prometheus(work_dir: Path, name: str, make_config, extra_flags: tuple[str, ...] = ()) -> Prometheus:
+    """Starts Prometheus on a free loopback port with `make_config(port)` as its config (a
+    dict) and its own data dir, and waits until it is ready."""
     if shutil.which(PROMETHEUS_BIN) is None:
         pytest.fail(f"{PROMETHEUS_BIN} not found: run scripts/interop.sh (it installs prometheus)")
     attempt = 0
@@ -231,32 +232,58 @@ def prometheus(work_dir, sightline, node_exporter) -> Prometheus:
         nonlocal attempt
         attempt += 1
         port = free_port()
-        prom_dir = work_dir / f"prometheus-{attempt}"
+        prom_dir = work_dir / f"{name}-{attempt}"
         prom_dir.mkdir()
         config_path = prom_dir / "prometheus.yml"
         # JSON is YAML; no YAML library needed.
-        config_path.write_text(json.dumps(prometheus_config(port, node_exporter.port, sightline.port), indent=2))
+        config_path.write_text(json.dumps(make_config(port), indent=2))
         child = Child(
-            "prometheus",
+            name,
             [
                 PROMETHEUS_BIN,
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={prom_dir / 'data'}",
                 f"--web.listen-address={LOOPBACK}:{port}",
                 "--log.level=info",
+                *extra_flags,
             ],
             work_dir,
         )
         try:
-            wait_until(lambda: http_ok(f"http://{LOOPBACK}:{port}/-/ready"), READY_TIMEOUT, "prometheus /-/ready", child=child)
+            wait_until(lambda: http_ok(f"http://{LOOPBACK}:{port}/-/ready"), READY_TIMEOUT, f"{name} /-/ready", child=child)
         except WaitTimeout:
             child.stop()
             raise
         return Prometheus(child, port, PromApi(f"http://{LOOPBACK}:{port}"))
 
-    prom = _start_with_retry("prometheus", start)
+    return _start_with_retry(name, start)
+
+
+@pytest.fixture(scope="session")
+def prometheus(work_dir, sightline, node_exporter) -> Prometheus:
+    prom = start_prometheus(
+        work_dir, "prometheus", lambda port: prometheus_config(port, node_exporter.port, sightline.port)
+    )
     yield prom
     prom.child.stop()
+
+
+@pytest.fixture(scope="session")
+def start_receiving_prometheus(work_dir):
+    """Starts Prometheus instances that scrape nothing and take remote_write
+    (`start_receiving_prometheus(name)`); all are stopped at the end of the session."""
+    started: list[Prometheus] = []
+
+    def start(name: str) -> Prometheus:
+        # An empty config: defaults everywhere (evaluation_interval 1m is also the default
+        # step of subqueries).
+        prom = start_prometheus(work_dir, name, lambda port: {}, ("--web.enable-remote-write-receiver",))
+        started.append(prom)
+        return prom
+
+    yield start
+    for prom in started:
+        prom.child.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ mod tests;
 
 use sightline_model::Labels;
 
+use crate::go_format::go_format_float;
 use crate::value::{Point, VectorSample};
 use crate::{Error, Millis, Result};
 
@@ -353,32 +354,4 @@ pub(crate) fn quantile_of(q: f64, values: &mut [f64]) -> f64 {
     let weight = rank - rank.floor();
     // Both indexes are in [0, n-1] by construction, so the casts are in bounds.
     values[lower_index as usize] * (1.0 - weight) + values[upper_index as usize] * weight
-}
-
-/// Go's `%g` / `strconv.FormatFloat(v, 'g', -1, 64)`: shortest digits, exponent
-/// form (`1e+06`, `1.5e-05`) when the exponent is below -4 or at least 6, and
-/// `NaN`, `+Inf`, `-Inf`. Prometheus formats annotation values this way.
-pub(crate) fn go_format_float(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let scientific = format!("{:e}", value.abs());
-    let Some((mantissa, exponent)) = scientific.split_once('e') else {
-        return value.to_string();
-    };
-    let Ok(exponent) = exponent.parse::<i32>() else {
-        return value.to_string();
-    };
-    if (-4..6).contains(&exponent) {
-        return value.to_string();
-    }
-    let sign = if value < 0.0 { "-" } else { "" };
-    let exponent_sign = if exponent < 0 { '-' } else { '+' };
-    format!("{sign}{mantissa}e{exponent_sign}{:02}", exponent.abs())
 }

@@ -12,9 +12,12 @@
 
 mod engine;
 mod functions;
+mod go_format;
+mod go_regex;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryResult};
+pub use go_format::{go_format_float, go_format_float_exponent, go_format_float_fixed};
 pub use value::{Point, Series, Value, VectorSample};
 
 use sightline_model::Labels;

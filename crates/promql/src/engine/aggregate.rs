@@ -12,21 +12,9 @@ use sightline_model::{Labels, METRIC_NAME_LABEL};
 
 use super::{DROP_NAME_MARKER, Evaluator, StepValue};
 use crate::functions::{kahan_inc as kahan_sum_inc, quantile_of as quantile};
+use crate::go_format::go_format_float_fixed;
 use crate::value::VectorSample;
 use crate::{Error, Millis, Result};
-
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
-pub(crate) fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
 
 /// Prometheus' `Labels.Hash()`: xxh64 over `name 0xff value 0xff …`.
 fn prometheus_hash(labels: &Labels) -> u64 {
@@ -157,8 +145,8 @@ impl Evaluator<'_> {
             ratio = param.clamp(-1.0, 1.0);
             self.add_warning(format!(
                 "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
-                format_float(param),
-                format_float(ratio)
+                go_format_float_fixed(param),
+                go_format_float_fixed(ratio)
             ));
         }
         let k = if param >= i64::MAX as f64 {
@@ -233,7 +221,7 @@ fn count_values(
     let mut counts: HashMap<Labels, f64> = HashMap::new();
     for sample in input {
         let mut builder = group_labels(&sample.labels, modifier).to_builder();
-        builder.set(label, format_float(sample.v));
+        builder.set(label, go_format_float_fixed(sample.v));
         let key = builder.build();
         let count = counts.entry(key.clone()).or_insert_with(|| {
             order.push(key);

@@ -35,9 +35,10 @@ fn unwrap_parens(mut expr: &Expr) -> &Expr {
 }
 
 /// Labels of `absent()`'s output: the selector's equality matchers (a label matched
-/// more than once is dropped, as Prometheus does).
+/// more than once is dropped, as Prometheus does). Parentheses around the selector do
+/// not count: Prometheus strips them from every function argument before the call.
 fn absent_labels(expr: &Expr) -> Labels {
-    let vs: &VectorSelector = match expr {
+    let vs: &VectorSelector = match unwrap_parens(expr) {
         Expr::VectorSelector(vs) => vs,
         Expr::MatrixSelector(ms) => &ms.vs,
         _ => return Labels::empty(),
@@ -168,7 +169,7 @@ impl Evaluator<'_> {
                 if window.series.iter().any(|s| !s.points.is_empty()) {
                     return Ok(StepValue::Vector(Vec::new()));
                 }
-                let labels = absent_labels(unwrap_parens(arg));
+                let labels = absent_labels(arg);
                 return Ok(StepValue::Vector(vec![VectorSample { labels, t, v: 1.0 }]));
             }
             "sort" | "sort_desc" => {

@@ -11,6 +11,7 @@ use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use sightline_model::{Labels, METRIC_NAME_LABEL, is_stale_nan};
 
 use super::{Evaluator, Window};
+use crate::go_regex::go_regex_to_rust;
 use crate::value::{Point, Series, VectorSample};
 use crate::{Error, MatchOp, Matcher, Millis, Queryable, Result, StoredSeries};
 
@@ -53,16 +54,17 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
         let mut matchers = Vec::with_capacity(group.len() + 1);
         let mut has_name = false;
         for m in group {
-            let op = match m.op {
-                ParserMatchOp::Equal => MatchOp::Equal,
-                ParserMatchOp::NotEqual => MatchOp::NotEqual,
-                ParserMatchOp::Re(_) => MatchOp::RegexMatch,
-                ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+            let (op, value) = match m.op {
+                ParserMatchOp::Equal => (MatchOp::Equal, m.value.clone()),
+                ParserMatchOp::NotEqual => (MatchOp::NotEqual, m.value.clone()),
+                // The store compiles regexes with the `regex` crate: hand it the
+                // pattern rewritten to mean what Go's regexp means by it.
+                ParserMatchOp::Re(_) => (MatchOp::RegexMatch, go_regex_to_rust(&m.value)),
+                ParserMatchOp::NotRe(_) => (MatchOp::RegexNoMatch, go_regex_to_rust(&m.value)),
             };
             has_name |= m.name == METRIC_NAME_LABEL;
             matchers.push(
-                Matcher::new(op, m.name.clone(), m.value.clone())
-                    .map_err(|e| Error::Parse(e.to_string()))?,
+                Matcher::new(op, m.name.clone(), value).map_err(|e| Error::Parse(e.to_string()))?,
             );
         }
         if let Some(name) = &vs.name

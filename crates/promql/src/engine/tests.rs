@@ -168,6 +168,12 @@ fn aggregations() {
         3
     );
     assert!((vector("stddev(http_requests_total)", 100_000)[0].1 - 8.16496580927726).abs() < 1e-9);
+    // Found by the differential test: a value halfway between two shortest digit
+    // strings gets Go's even digit in the label, not Rust's upper one.
+    assert_eq!(
+        vector("count_values(\"v\", vector(1406667743765118.25))", 0),
+        vec![("{v=\"1406667743765118.2\"}".into(), 1.0)]
+    );
 }
 
 #[test]
@@ -259,6 +265,16 @@ fn engine_functions() {
         vec![("{job=\"x\"}".into(), 1.0)]
     );
     assert!(vector("absent(gauge)", 0).is_empty());
+    // Found by the differential test against Prometheus: parentheses around the
+    // selector keep its labels (Prometheus unwraps function arguments).
+    assert_eq!(
+        vector("absent(((nonexistent{job=\"x\"})))", 0),
+        vec![("{job=\"x\"}".into(), 1.0)]
+    );
+    assert_eq!(
+        vector("absent(rate(nonexistent{job=\"x\"}[1m]))", 0),
+        vec![("{}".into(), 1.0)]
+    );
     assert_eq!(
         vector("absent_over_time(nonexistent{job=\"x\"}[1m])", 0),
         vec![("{job=\"x\"}".into(), 1.0)]

@@ -40,8 +40,8 @@ pub(crate) fn simple_math_function(name: &str) -> Option<fn(f64) -> f64> {
         "sinh" => f64::sinh,
         "cosh" => f64::cosh,
         "tanh" => f64::tanh,
-        "asinh" => f64::asinh,
-        "acosh" => f64::acosh,
+        "asinh" => go_asinh,
+        "acosh" => go_acosh,
         "atanh" => f64::atanh,
         "rad" => |v| v * std::f64::consts::PI / 180.0,
         "deg" => |v| v * 180.0 / std::f64::consts::PI,
@@ -59,6 +59,48 @@ fn sgn(v: f64) -> f64 {
     } else {
         v
     }
+}
+
+/// Go's `math.Asinh` (FreeBSD's algorithm). Rust's `asinh` overflows to ±Inf from
+/// about 1e154 on (it squares or doubles `x`); Go takes `ln(x) + ln 2` above 2^28.
+fn go_asinh(x: f64) -> f64 {
+    const NEAR_ZERO: f64 = 1.0 / (1u64 << 28) as f64;
+    const LARGE: f64 = (1u64 << 28) as f64;
+    if x.is_nan() || x.is_infinite() {
+        return x;
+    }
+    let magnitude = x.abs();
+    let result = if magnitude > LARGE {
+        magnitude.ln() + std::f64::consts::LN_2
+    } else if magnitude > 2.0 {
+        (2.0 * magnitude + 1.0 / ((magnitude * magnitude + 1.0).sqrt() + magnitude)).ln()
+    } else if magnitude < NEAR_ZERO {
+        magnitude
+    } else {
+        let square = magnitude * magnitude;
+        (magnitude + square / (1.0 + (1.0 + square).sqrt())).ln_1p()
+    };
+    if x < 0.0 { -result } else { result }
+}
+
+/// Go's `math.Acosh` (FreeBSD's algorithm); Rust's `acosh` overflows to +Inf for
+/// huge `x` where Go takes `ln(x) + ln 2`.
+fn go_acosh(x: f64) -> f64 {
+    const LARGE: f64 = (1u64 << 28) as f64;
+    if x < 1.0 || x.is_nan() {
+        return f64::NAN;
+    }
+    if x == 1.0 {
+        return 0.0;
+    }
+    if x >= LARGE {
+        return x.ln() + std::f64::consts::LN_2;
+    }
+    if x > 2.0 {
+        return (2.0 * x - 1.0 / (x + (x * x - 1.0).sqrt())).ln();
+    }
+    let t = x - 1.0;
+    (t + (2.0 * t + t * t).sqrt()).ln_1p()
 }
 
 /// Go's `math.Log10`: `Log(x) * (1/Ln10)`.
@@ -177,13 +219,24 @@ impl CalendarField {
 
     /// The field of `time.Unix(int64(value), 0).UTC()` as Go computes it.
     pub(crate) fn of(self, value: f64) -> f64 {
-        let seconds = go_float_to_int64(value);
-        let days = seconds.div_euclid(86_400);
-        let second_of_day = seconds.rem_euclid(86_400);
+        // Go's `Time.abs()`: seconds since its absolute zero in wrapping 64-bit
+        // arithmetic, so times past Go's range wrap around as they do in Prometheus:
+        // NaN, ±Inf and huge values (int64 "indefinite", i64::MIN) are 4 December
+        // 292277026596, 15:30 there, not a date 292 billion years BC. The cast
+        // reinterprets the two's complement bits, as Go's uint64() does.
+        let absolute = (go_float_to_int64(value) as u64).wrapping_add(UNIX_TO_GO_ABSOLUTE_SECONDS);
+        let second_of_day = (absolute % SECONDS_PER_DAY) as i64;
+        // Both quotients are below 2^64 / 86400, far inside i64.
+        let days = (absolute / SECONDS_PER_DAY) as i64
+            - (UNIX_TO_GO_ABSOLUTE_SECONDS / SECONDS_PER_DAY) as i64;
         let (year, month, day) = civil_from_days(days);
         let result = match self {
             CalendarField::DayOfMonth => day,
-            CalendarField::DayOfWeek => (days + 4).rem_euclid(7),
+            // Go's `absWeekday`: its absolute zero day is a Monday.
+            CalendarField::DayOfWeek => {
+                (absolute.wrapping_add(SECONDS_PER_DAY) % (7 * SECONDS_PER_DAY) / SECONDS_PER_DAY)
+                    as i64
+            }
             CalendarField::DayOfYear => day_of_year(year, month, day),
             CalendarField::DaysInMonth => days_in_month(year, month),
             CalendarField::Hour => second_of_day / 3600,
@@ -194,6 +247,12 @@ impl CalendarField {
         result as f64
     }
 }
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// Seconds from Go's absolute zero time (1 January of the year -292277022399) to the
+/// Unix epoch: Go's `unixToInternal + internalToAbsolute` (`time/time.go`).
+const UNIX_TO_GO_ABSOLUTE_SECONDS: u64 = 9_223_372_028_715_321_600;
 
 /// Go's `int64(f)` on amd64: truncation, and the "integer indefinite" value
 /// (i64::MIN) for NaN and out-of-range values.

@@ -18,12 +18,14 @@ thread_local! {
     static REGEX_CACHE: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new());
 }
 
-/// Compiles `^(?s:pattern)$` as Prometheus does, through a small per-thread cache.
+/// Compiles `^(?s:pattern)$` as Prometheus does (in Go's regex syntax), through a
+/// small per-thread cache.
 fn anchored_regex(pattern: &str) -> Result<Regex> {
     if let Some(regex) = REGEX_CACHE.with(|cache| cache.borrow().get(pattern).cloned()) {
         return Ok(regex);
     }
-    let regex = Regex::new(&format!("^(?s:{pattern})$")).map_err(|_| {
+    let go_pattern = crate::go_regex::go_regex_to_rust(pattern);
+    let regex = Regex::new(&format!("^(?s:{go_pattern})$")).map_err(|_| {
         Error::Execution(format!(
             "invalid regular expression in label_replace(): {pattern}"
         ))

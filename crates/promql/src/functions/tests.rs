@@ -381,26 +381,6 @@ fn kahan_and_quantile_helpers() {
 }
 
 #[test]
-fn go_float_formatting() {
-    let cases = [
-        (1.01, "1.01"),
-        (-0.1, "-0.1"),
-        (f64::NAN, "NaN"),
-        (f64::INFINITY, "+Inf"),
-        (1e6, "1e+06"),
-        (1234567.0, "1.234567e+06"),
-        (123456.0, "123456"),
-        (0.0001, "0.0001"),
-        (0.00001, "1e-05"),
-        (-1.5e-7, "-1.5e-07"),
-        (1e100, "1e+100"),
-    ];
-    for (value, expected) in cases {
-        assert_eq!(go_format_float(value), expected);
-    }
-}
-
-#[test]
 fn metric_name_rules() {
     assert!(range_function_keeps_metric_name("last_over_time"));
     assert!(!range_function_keeps_metric_name("rate"));

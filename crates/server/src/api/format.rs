@@ -12,35 +12,19 @@ use std::fmt::Write as _;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use sightline_model::Labels;
+use sightline_promql::{go_format_float_exponent, go_format_float_fixed};
 
 /// A sample value as Prometheus prints it inside quotes: Go's
 /// `strconv.FormatFloat(v, 'f', -1, 64)`, switching to `'e'` below 1e-6 and from 1e21
-/// on, with `NaN`, `+Inf` and `-Inf` for the special values.
+/// on, with `NaN`, `+Inf` and `-Inf` for the special values. The digits are Go's
+/// too: where a value lies exactly halfway between two shortest digit strings, Go
+/// takes the even one, Rust's `{}` the upper.
 pub(crate) fn format_sample_value(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".to_string();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
     let magnitude = value.abs();
-    if magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
-        return go_exponent_format(value);
+    if magnitude.is_finite() && magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
+        return go_format_float_exponent(value);
     }
-    // Rust's `Display` for f64 is the shortest representation that round-trips and
-    // never uses an exponent: the same digits as Go's 'f' with precision -1.
-    format!("{value}")
-}
-
-/// Go's `'e'` format with the shortest precision: `1e-07`, `1.5e+21`.
-fn go_exponent_format(value: f64) -> String {
-    let rust_form = format!("{value:e}"); // e.g. "1.5e21", "1e-7"
-    let Some((mantissa, exponent)) = rust_form.split_once('e') else {
-        return rust_form;
-    };
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let sign = if exponent < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    go_format_float_fixed(value)
 }
 
 /// A millisecond timestamp as Prometheus prints it: seconds, with a three-digit
@@ -177,6 +161,10 @@ mod tests {
             (f64::INFINITY, "+Inf"),
             (f64::NEG_INFINITY, "-Inf"),
             (0.30000000000000004, "0.30000000000000004"),
+            // Found by the differential test against Prometheus: this float is exactly
+            // 1406667743765118.25, halfway between ...118.2 and ...118.3, and Go prints
+            // the even digit (Rust's `{}` prints ...118.3).
+            (1_406_667_743_765_118.2, "1406667743765118.2"),
         ];
         for (value, expected) in cases {
             assert_eq!(format_sample_value(*value), *expected, "value {value:e}");

@@ -5,6 +5,32 @@ use sightline_model::Labels;
 
 use super::*;
 
+/// Found by the differential test against Prometheus: asinh(1.5e308) is
+/// 710.2948209308341 in Go and was +Inf here (Rust's asinh and acosh overflow).
+#[test]
+fn inverse_hyperbolic_functions_as_in_go() {
+    let of = |name: &str, v: f64| vector(name, vec![sample(&[], v)], &[], &[]).unwrap()[0].v;
+    let cases = [
+        ("asinh", 1.5e308, 710.2948209308341),
+        ("asinh", -1.5e308, -710.2948209308341),
+        ("asinh", 1e300, 691.4686750787736),
+        ("asinh", 3.0, 1.8184464592320668),
+        ("asinh", 0.5, 0.48121182505960347),
+        ("asinh", 1e-300, 1e-300),
+        ("acosh", 1.5e308, 710.2948209308341),
+        ("acosh", 3.0, 1.762747174039086),
+        ("acosh", 1.5, 0.9624236501192069),
+        ("acosh", 1.0, 0.0),
+    ];
+    for (name, input, want) in cases {
+        assert_close(Some(of(name, input)), want);
+    }
+    assert_eq!(of("asinh", f64::NEG_INFINITY), f64::NEG_INFINITY);
+    assert_eq!(of("acosh", f64::INFINITY), f64::INFINITY);
+    assert!(of("acosh", 0.5).is_nan());
+    assert!(of("asinh", f64::NAN).is_nan());
+}
+
 #[test]
 fn math_functions_drop_the_metric_name() {
     let input = vec![sample(&[("__name__", "m"), ("a", "x")], -2.5)];
@@ -131,11 +157,37 @@ fn calendar_functions() {
     assert_eq!(of("year", -1.), 1969.);
     assert_eq!(of("hour", -1.), 23.);
     assert_eq!(of("year", -0.5), 1970.);
-    // NaN and infinities do not panic.
-    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300] {
-        let _ = of("year", v);
-        let _ = of("day_of_year", v);
+    // Found by the differential test against Prometheus: NaN, infinities and values
+    // outside int64 become i64::MIN seconds, which Go's time package wraps around to
+    // 4 December 292277026596 15:30 (a Sunday); values near the ends of int64 wrap too.
+    let wrapped = [
+        ("year", 292277026596.),
+        ("month", 12.),
+        ("day_of_month", 4.),
+        ("day_of_year", 339.),
+        ("day_of_week", 0.),
+        ("days_in_month", 31.),
+        ("hour", 15.),
+        ("minute", 30.),
+    ];
+    for v in [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e20,
+        -1e20,
+        9.3e18,
+    ] {
+        for (name, want) in wrapped {
+            assert_eq!(of(name, v), want, "{name}({v})");
+        }
     }
+    assert_eq!(of("year", -9.2e18), -291536392293.);
+    assert_eq!(of("day_of_week", -9.2e18), 2.);
+    assert_eq!(of("day_of_year", -9.2e18), 123.);
+    assert_eq!(of("year", 8139454208.), 2227.);
+    assert_eq!(of("year", -62135596801.), 0.);
+    assert_eq!(of("day_of_year", -62135596801.), 366.);
 }
 
 #[test]
