@@ -135,21 +135,32 @@ def _sightline_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def sightline(work_dir) -> Sightline:
+    server = start_sightline(work_dir, "sightline")
+    yield server
+    server.stop()
+
+
+def start_sightline(work_dir: Path, name: str, config: dict | None = None) -> Sightline:
+    """Starts a Sightline on free loopback ports with its own data dir (and `config`, if
+    given, written as the config file), retrying on a port race; the caller stops it."""
     binary = _sightline_bin()
     attempt = 0
 
     def start() -> Sightline:
         nonlocal attempt
         attempt += 1
-        data_dir = work_dir / f"sightline-data-{attempt}"
+        data_dir = work_dir / f"{name}-data-{attempt}"
         data_dir.mkdir()
-        server = Sightline(binary, work_dir, free_port(), free_port(), free_port(), data_dir)
+        config_path = None
+        if config is not None:
+            config_path = work_dir / f"{name}-{attempt}.yaml"
+            # JSON is YAML; no YAML library needed.
+            config_path.write_text(json.dumps(config, indent=2))
+        server = Sightline(binary, work_dir, free_port(), free_port(), free_port(), data_dir, config_path=config_path)
         server.launch()
         return server
 
-    server = _start_with_retry("sightline", start)
-    yield server
-    server.stop()
+    return _start_with_retry(name, start)
 
 
 @dataclass

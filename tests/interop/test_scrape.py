@@ -9,13 +9,12 @@ like Prometheus' own.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from conftest import SCRAPE_INTERVAL, Sightline, _sightline_bin, _start_with_retry
-from interop_util import LOOPBACK, free_port, wait_for_match
+from conftest import SCRAPE_INTERVAL, Sightline, start_sightline
+from interop_util import LOOPBACK, wait_for_match
 
 MATCH_TIMEOUT = 60.0
 WINDOW_SECONDS = 30.0
@@ -23,28 +22,13 @@ WINDOW_SECONDS = 30.0
 
 @pytest.fixture(scope="module")
 def scraping_sightline(work_dir, node_exporter) -> Sightline:
-    binary = _sightline_bin()
-    attempt = 0
-
-    def start() -> Sightline:
-        nonlocal attempt
-        attempt += 1
-        data_dir = work_dir / f"scraping-sightline-data-{attempt}"
-        data_dir.mkdir()
-        config_path = work_dir / f"scraping-sightline-{attempt}.yaml"
-        job = {
-            "job_name": "node",
-            "scrape_interval": SCRAPE_INTERVAL,
-            "scrape_timeout": SCRAPE_INTERVAL,
-            "static_configs": [{"targets": [f"{LOOPBACK}:{node_exporter.port}"]}],
-        }
-        # JSON is YAML; no YAML library needed.
-        config_path.write_text(json.dumps({"scrape_configs": [job]}, indent=2))
-        server = Sightline(binary, work_dir, free_port(), free_port(), free_port(), data_dir, config_path=config_path)
-        server.launch()
-        return server
-
-    server = _start_with_retry("scraping sightline", start)
+    job = {
+        "job_name": "node",
+        "scrape_interval": SCRAPE_INTERVAL,
+        "scrape_timeout": SCRAPE_INTERVAL,
+        "static_configs": [{"targets": [f"{LOOPBACK}:{node_exporter.port}"]}],
+    }
+    server = start_sightline(work_dir, "scraping-sightline", {"scrape_configs": [job]})
     yield server
     server.stop()
 

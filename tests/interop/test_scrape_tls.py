@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NODE_EXPORTER_BIN, READY_TIMEOUT, Sightline, _sightline_bin, _start_with_retry
+from conftest import NODE_EXPORTER_BIN, READY_TIMEOUT, Sightline, _start_with_retry, start_sightline
 from interop_util import LOOPBACK, Child, free_port, tcp_open, wait_for_match, wait_until
 
 MATCH_TIMEOUT = 60.0
@@ -88,21 +88,7 @@ def tls_scraping_sightline(work_dir, tls_files, tls_node_exporter) -> Sightline:
         {"job_name": "insecure", "scheme": "https", "scrape_interval": "1s", "scrape_timeout": "1s",
          "tls_config": {"insecure_skip_verify": True}, "static_configs": [target]},
     ]
-    binary = _sightline_bin()
-    attempt = 0
-
-    def start() -> Sightline:
-        nonlocal attempt
-        attempt += 1
-        data_dir = work_dir / f"tls-sightline-data-{attempt}"
-        data_dir.mkdir()
-        config_path = work_dir / f"tls-sightline-{attempt}.yaml"
-        config_path.write_text(json.dumps({"scrape_configs": jobs}, indent=2))
-        server = Sightline(binary, work_dir, free_port(), free_port(), free_port(), data_dir, config_path=config_path)
-        server.launch()
-        return server
-
-    server = _start_with_retry("tls scraping sightline", start)
+    server = start_sightline(work_dir, "tls-sightline", {"scrape_configs": jobs})
     yield server
     server.stop()
 
