@@ -314,7 +314,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn check_deadline(&self) -> Result<()> {
+    pub(crate) fn check_deadline(&self) -> Result<()> {
         if self
             .deadline
             .is_some_and(|deadline| Instant::now() > deadline)
@@ -329,8 +329,17 @@ impl<'a> Evaluator<'a> {
 
     /// Counts `n` more samples held by the current step; errors past `max_samples`.
     pub(crate) fn check_samples(&mut self, n: usize) -> Result<()> {
+        self.check_samples_would_fit(n)?;
         self.step_samples += n;
-        let held = self.step_samples + self.output_samples;
+        Ok(())
+    }
+
+    /// Errors when `n` more samples would take the step past `max_samples`.
+    pub(crate) fn check_samples_would_fit(&self, n: usize) -> Result<()> {
+        let held = self
+            .step_samples
+            .saturating_add(self.output_samples)
+            .saturating_add(n);
         if held > self.options.max_samples {
             return Err(Error::Limit(format!(
                 "query processing would load too many samples into memory in query execution; limit is {} (query.max_samples)",

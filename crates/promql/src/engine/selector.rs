@@ -17,6 +17,10 @@ use crate::{Error, MatchOp, Matcher, Millis, Queryable, Result, StoredSeries};
 
 /// Default step of a subquery without one (Prometheus' global evaluation interval).
 const DEFAULT_SUBQUERY_STEP_MS: Millis = 60_000;
+/// How many series a selector walks between two checks of the deadline and of the
+/// sample limit (reading the clock per series would cost more than the work).
+const LIMIT_CHECK_EVERY_SERIES: usize = 256;
+
 fn selector_key(vs: &VectorSelector) -> usize {
     std::ptr::from_ref(vs) as usize
 }
@@ -195,7 +199,10 @@ impl Evaluator<'_> {
         let reft = self.ref_time(vs.at.as_ref(), vs.offset.as_ref(), t);
         let lookback = duration_ms(&self.options.lookback_delta);
         let mut out = Vec::new();
-        for series in self.selector_data(vs)? {
+        for (index, series) in self.selector_data(vs)?.iter().enumerate() {
+            if index % LIMIT_CHECK_EVERY_SERIES == LIMIT_CHECK_EVERY_SERIES - 1 {
+                self.check_deadline()?;
+            }
             let end = series.samples.partition_point(|(ts, _)| *ts <= reft);
             let Some(&(ts, v)) = end.checked_sub(1).and_then(|i| series.samples.get(i)) else {
                 continue;
@@ -222,7 +229,13 @@ impl Evaluator<'_> {
                 let range_start = reft.saturating_sub(duration_ms(&ms.range));
                 let mut series_out = Vec::new();
                 let mut count = 0;
-                for series in self.selector_data(&ms.vs)? {
+                for (index, series) in self.selector_data(&ms.vs)?.iter().enumerate() {
+                    // One step over many long series can take long and hold much:
+                    // check the limits as the window fills, not only at its end.
+                    if index % LIMIT_CHECK_EVERY_SERIES == LIMIT_CHECK_EVERY_SERIES - 1 {
+                        self.check_deadline()?;
+                        self.check_samples_would_fit(count)?;
+                    }
                     let lo = series.samples.partition_point(|(ts, _)| *ts <= range_start);
                     let hi = series.samples.partition_point(|(ts, _)| *ts <= reft);
                     let points: Vec<Point> = series

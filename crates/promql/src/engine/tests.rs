@@ -422,3 +422,45 @@ fn delayed_name_removal() {
     };
     assert_eq!(labels_string(&out[0].labels), "{job=\"api\"}");
 }
+
+/// A store of `n` series of one sample each at t = 0.
+fn wide_store(n: usize) -> MemStore {
+    let mut store = MemStore::default();
+    for i in 0..n {
+        let instance = i.to_string();
+        store.series.push(series(
+            &[("__name__", "wide"), ("instance", instance.as_str())],
+            &[(0, 1.0), (10_000, 2.0)],
+        ));
+    }
+    store
+}
+
+#[test]
+fn one_step_over_many_series_stops_at_the_limits() {
+    // The deadline is read while a selector walks its series, not only between
+    // steps: an instant query has a single step.
+    let engine = Engine::new(EngineOptions {
+        timeout: std::time::Duration::ZERO,
+        ..EngineOptions::default()
+    });
+    let err = engine
+        .instant_query(&wide_store(1_000), "rate(wide[1m])", 20_000)
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+
+    // The sample limit stops a window part way, before all of it is copied.
+    let engine = Engine::new(EngineOptions {
+        max_samples: 300,
+        ..EngineOptions::default()
+    });
+    let err = engine
+        .instant_query(&wide_store(1_000), "rate(wide[1m])", 20_000)
+        .unwrap_err();
+    assert!(err.to_string().contains("query.max_samples"), "{err}");
+    // Under the limits the same query works.
+    let result = Engine::default()
+        .instant_query(&wide_store(1_000), "count(rate(wide[1m]))", 20_000)
+        .unwrap();
+    assert!(matches!(result.value, Value::Vector(ref v) if v.len() == 1 && v[0].v == 1000.0));
+}
