@@ -13,7 +13,6 @@
 mod engine;
 mod functions;
 mod go_format;
-mod go_regex;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryResult};

@@ -18,6 +18,7 @@ pub mod chunk;
 mod compact;
 mod db;
 mod encoding;
+pub mod go_regex;
 mod head;
 mod head_chunks;
 mod id_hash;

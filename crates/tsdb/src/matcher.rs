@@ -31,12 +31,14 @@ impl Matcher {
         let (regex, literals) = match op {
             MatchOp::Equal | MatchOp::NotEqual => (None, None),
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
-                let regex = regex::Regex::new(&format!("^(?s:{value})$")).map_err(|error| {
-                    Error::InvalidRegex {
-                        regex: value.clone(),
-                        message: error.to_string(),
-                    }
-                })?;
+                let translated = crate::go_regex::go_regex_to_rust(&value);
+                let regex =
+                    regex::Regex::new(&format!("^(?s:{translated})$")).map_err(|error| {
+                        Error::InvalidRegex {
+                            regex: value.clone(),
+                            message: error.to_string(),
+                        }
+                    })?;
                 (Some(regex), literal_alternatives(&value))
             }
         };
@@ -106,6 +108,18 @@ fn literal_alternatives(value: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regexes_mean_what_go_means() {
+        // Every API's matchers (series, labels, PromQL) compile here: `\d` is ASCII
+        // in Go, so an Arabic-Indic digit does not match; `.` matches a newline.
+        let m = Matcher::new(MatchOp::RegexMatch, "code", r"\d+").unwrap();
+        assert!(m.matches("500") && !m.matches("٣"));
+        let m = Matcher::new(MatchOp::RegexNoMatch, "code", r"\w+").unwrap();
+        assert!(m.matches("é") && !m.matches("abc_1"));
+        let m = Matcher::new(MatchOp::RegexMatch, "msg", "a.b").unwrap();
+        assert!(m.matches("a\nb"));
+    }
 
     #[test]
     fn prometheus_semantics() {

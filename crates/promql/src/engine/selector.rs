@@ -11,7 +11,6 @@ use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use sightline_model::{Labels, METRIC_NAME_LABEL, is_stale_nan};
 
 use super::{Evaluator, Window};
-use crate::go_regex::go_regex_to_rust;
 use crate::value::{Point, Series, VectorSample};
 use crate::{Error, MatchOp, Matcher, Millis, Queryable, Result, StoredSeries};
 
@@ -61,10 +60,9 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
             let (op, value) = match m.op {
                 ParserMatchOp::Equal => (MatchOp::Equal, m.value.clone()),
                 ParserMatchOp::NotEqual => (MatchOp::NotEqual, m.value.clone()),
-                // The store compiles regexes with the `regex` crate: hand it the
-                // pattern rewritten to mean what Go's regexp means by it.
-                ParserMatchOp::Re(_) => (MatchOp::RegexMatch, go_regex_to_rust(&m.value)),
-                ParserMatchOp::NotRe(_) => (MatchOp::RegexNoMatch, go_regex_to_rust(&m.value)),
+                // The store's matcher gives the pattern Go's regexp meaning.
+                ParserMatchOp::Re(_) => (MatchOp::RegexMatch, m.value.clone()),
+                ParserMatchOp::NotRe(_) => (MatchOp::RegexNoMatch, m.value.clone()),
             };
             has_name |= m.name == METRIC_NAME_LABEL;
             matchers.push(

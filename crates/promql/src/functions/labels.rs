@@ -24,7 +24,7 @@ fn anchored_regex(pattern: &str) -> Result<Regex> {
     if let Some(regex) = REGEX_CACHE.with(|cache| cache.borrow().get(pattern).cloned()) {
         return Ok(regex);
     }
-    let go_pattern = crate::go_regex::go_regex_to_rust(pattern);
+    let go_pattern = sightline_tsdb::go_regex::go_regex_to_rust(pattern);
     let regex = Regex::new(&format!("^(?s:{go_pattern})$")).map_err(|_| {
         Error::Execution(format!(
             "invalid regular expression in label_replace(): {pattern}"

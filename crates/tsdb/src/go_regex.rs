@@ -12,7 +12,9 @@
 //! - `{` that does not start a repetition (`a{`, `{x}`) is a literal in Go and an
 //!   error here.
 //!
-//! Everything else is passed through unchanged.
+//! Everything else is passed through unchanged. Every regex that Prometheus would
+//! compile with Go (label matchers of any API, PromQL's `label_replace`) goes through
+//! here, so the store's matchers and the query engine agree.
 
 /// Go's `\d`, `\w`, `\s` as `regex` class items (usable inside brackets).
 const ASCII_DIGIT: &str = "0-9";
@@ -21,7 +23,7 @@ const ASCII_SPACE: &str = r"\t\n\f\r ";
 
 /// `pattern` (Go syntax) in the `regex` crate's syntax with the same meaning. Invalid
 /// patterns stay invalid.
-pub(crate) fn go_regex_to_rust(pattern: &str) -> String {
+pub fn go_regex_to_rust(pattern: &str) -> String {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut in_class = false;
