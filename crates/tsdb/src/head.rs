@@ -584,11 +584,7 @@ impl Head {
             if let Some(t) = data.min_time() {
                 min_time = min_time.min(t);
             }
-            let newest = data
-                .out_of_order
-                .last()
-                .map_or(data.max_time, |s| s.0.max(data.max_time));
-            max_time = max_time.max(newest);
+            max_time = max_time.max(data.newest_time());
         }
         for id in &empty {
             inner.remove(*id);

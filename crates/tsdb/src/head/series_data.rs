@@ -37,13 +37,15 @@ enum ClosedBody {
 pub(crate) struct SeriesData {
     /// Closed in-order chunks, oldest first.
     closed: Vec<ClosedChunk>,
-    /// The in-order chunk appended to; newer than every closed one.
+    /// The in-order chunk appended to; newer than every closed one. `None` only when
+    /// there are no closed chunks either (nothing in order yet, or all truncated).
+    /// Its newest sample is the series' newest in-order one.
     open: Option<XorChunk>,
     /// Out-of-order samples, sorted by time, no timestamp shared with the chunks.
-    pub(crate) out_of_order: Vec<(i64, f64)>,
-    /// Newest in-order timestamp (`i64::MIN` when none).
-    pub(crate) max_time: i64,
-    last_value_bits: u64,
+    /// Boxed: most series never have any, and this struct is in every series (a
+    /// `Vec` is 24 bytes even when empty; the box is 8).
+    #[allow(clippy::box_collection)]
+    out_of_order: Option<Box<Vec<(i64, f64)>>>,
     pub(crate) last_exemplar_time: i64,
 }
 
@@ -58,15 +60,28 @@ impl SeriesData {
         SeriesData {
             closed: Vec::new(),
             open: None,
-            out_of_order: Vec::new(),
-            max_time: i64::MIN,
-            last_value_bits: 0,
+            out_of_order: None,
             last_exemplar_time: i64::MIN,
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.is_none() && self.out_of_order.is_empty()
+        self.closed.is_empty() && self.open.is_none() && self.out_of_order().is_empty()
+    }
+
+    fn out_of_order(&self) -> &[(i64, f64)] {
+        self.out_of_order.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Newest in-order timestamp (`i64::MIN` when none).
+    fn in_order_max_time(&self) -> i64 {
+        self.open.as_ref().map_or(i64::MIN, XorChunk::max_time)
+    }
+
+    /// Newest timestamp in order or not (`i64::MIN` when none).
+    pub(crate) fn newest_time(&self) -> i64 {
+        let ooo = self.out_of_order().last().map_or(i64::MIN, |s| s.0);
+        self.in_order_max_time().max(ooo)
     }
 
     /// Closed plus open chunks.
@@ -79,7 +94,7 @@ impl SeriesData {
             Some(chunk) => Some(chunk.min_time),
             None => self.open.as_ref().map(XorChunk::min_time),
         };
-        let ooo = self.out_of_order.first().map(|s| s.0);
+        let ooo = self.out_of_order().first().map(|s| s.0);
         match (in_order, ooo) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -96,8 +111,6 @@ impl SeriesData {
         }
         let chunk = self.open.get_or_insert_with(XorChunk::new);
         chunk.append(t, v);
-        self.max_time = t;
-        self.last_value_bits = v.to_bits();
     }
 
     /// Moves a finished chunk out of the heap into the head chunk files.
@@ -161,8 +174,9 @@ impl SeriesData {
 
     /// The stored value at `t`, if any (out-of-order path only; decodes chunks).
     fn value_at(&self, t: i64, files: &HeadChunkFiles) -> Result<Option<f64>> {
-        if let Ok(i) = self.out_of_order.binary_search_by_key(&t, |s| s.0) {
-            return Ok(Some(self.out_of_order[i].1));
+        let out_of_order = self.out_of_order();
+        if let Ok(i) = out_of_order.binary_search_by_key(&t, |s| s.0) {
+            return Ok(Some(out_of_order[i].1));
         }
         let mut found = None;
         self.for_each_chunk(t, t, files, |samples| {
@@ -192,26 +206,29 @@ impl SeriesData {
         if t < min_valid {
             return SampleOutcome::Rejected(RejectReason::TooOld);
         }
-        if self.max_time == i64::MIN || t > self.max_time {
+        let max_time = self.in_order_max_time();
+        if max_time == i64::MIN || t > max_time {
             self.append_in_order(t, v, block_range, files);
             return SampleOutcome::Appended;
         }
-        if t == self.max_time {
-            return if v.to_bits() == self.last_value_bits {
+        let last_value_bits = self.open.as_ref().map_or(0, XorChunk::last_value_bits);
+        if t == max_time {
+            return if v.to_bits() == last_value_bits {
                 SampleOutcome::Duplicate
             } else {
                 SampleOutcome::Rejected(RejectReason::DuplicateTimestamp)
             };
         }
-        if self.max_time.saturating_sub(t) > ooo_window {
+        if max_time.saturating_sub(t) > ooo_window {
             return SampleOutcome::Rejected(RejectReason::OutOfOrder);
         }
         match self.value_at(t, files) {
             Ok(Some(existing)) if existing.to_bits() == v.to_bits() => SampleOutcome::Duplicate,
             Ok(Some(_)) => SampleOutcome::Rejected(RejectReason::DuplicateTimestamp),
             Ok(None) => {
-                let position = self.out_of_order.partition_point(|s| s.0 < t);
-                self.out_of_order.insert(position, (t, v));
+                let out_of_order = self.out_of_order.get_or_insert_with(Default::default);
+                let position = out_of_order.partition_point(|s| s.0 < t);
+                out_of_order.insert(position, (t, v));
                 SampleOutcome::Appended
             }
             Err(e) => {
@@ -238,9 +255,10 @@ impl SeriesData {
                 }
             }
         })?;
-        let start = self.out_of_order.partition_point(|s| s.0 < mint);
-        let end = self.out_of_order.partition_point(|s| s.0 <= maxt);
-        let ooo = &self.out_of_order[start..end];
+        let out_of_order = self.out_of_order();
+        let start = out_of_order.partition_point(|s| s.0 < mint);
+        let end = out_of_order.partition_point(|s| s.0 <= maxt);
+        let ooo = &out_of_order[start..end];
         if ooo.is_empty() {
             return Ok(in_order);
         }
@@ -255,7 +273,10 @@ impl SeriesData {
                 .open
                 .as_ref()
                 .is_some_and(|c| c.max_time() >= mint && c.min_time() <= maxt)
-            || self.out_of_order.iter().any(|s| s.0 >= mint && s.0 <= maxt)
+            || self
+                .out_of_order()
+                .iter()
+                .any(|s| s.0 >= mint && s.0 <= maxt)
     }
 
     /// Drops everything before `boundary` (persisted in a block), releasing dropped
@@ -271,7 +292,12 @@ impl SeriesData {
         if self.open.as_ref().is_some_and(|c| c.max_time() < boundary) {
             self.open = None;
         }
-        self.out_of_order.retain(|s| s.0 >= boundary);
+        if let Some(out_of_order) = &mut self.out_of_order {
+            out_of_order.retain(|s| s.0 >= boundary);
+            if out_of_order.is_empty() {
+                self.out_of_order = None;
+            }
+        }
     }
 
     pub(crate) fn num_samples(&self) -> usize {
@@ -280,7 +306,7 @@ impl SeriesData {
             .map(|c| usize::from(c.num_samples))
             .sum::<usize>()
             + self.open.as_ref().map_or(0, XorChunk::num_samples)
-            + self.out_of_order.len()
+            + self.out_of_order().len()
     }
 
     /// Heap bytes held for samples (closed chunk references and any closed chunk
@@ -296,7 +322,9 @@ impl SeriesData {
                 })
                 .sum::<usize>()
             + self.open.as_ref().map_or(0, XorChunk::heap_bytes)
-            + self.out_of_order.capacity() * 16
+            + self.out_of_order.as_ref().map_or(0, |ooo| {
+                std::mem::size_of::<Vec<(i64, f64)>>() + ooo.capacity() * 16
+            })
     }
 }
 
