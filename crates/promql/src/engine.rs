@@ -272,6 +272,9 @@ pub(crate) struct Evaluator<'a> {
     /// Inner results of subqueries by subquery node and inner step time, so a range
     /// query evaluates each inner step once.
     subquery_cache: HashMap<usize, BTreeMap<Millis, Vec<VectorSample>>>,
+    /// Output labels of a range function over a matrix selector, per stored series of
+    /// the selector (keyed like `data`), made once per query.
+    range_call_labels: HashMap<usize, Vec<Labels>>,
     warnings: Vec<String>,
     infos: Vec<String>,
 }
@@ -289,6 +292,7 @@ impl<'a> Evaluator<'a> {
             step_samples: 0,
             output_samples: 0,
             subquery_cache: HashMap::new(),
+            range_call_labels: HashMap::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
         }

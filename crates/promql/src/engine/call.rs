@@ -6,14 +6,15 @@ use std::cmp::Ordering;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{Call, Expr, VectorSelector};
-use sightline_model::{Labels, METRIC_NAME_LABEL};
+use promql_parser::parser::{Call, Expr, MatrixSelector, VectorSelector};
+use sightline_model::{Labels, METRIC_NAME_LABEL, is_stale_nan};
 
+use super::selector::{duration_ms, selector_key};
 use super::{
     DROP_NAME_MARKER, Evaluator, StepValue, check_unique_unless_delayed, drop_name_or_mark,
 };
 use crate::functions::{self, Annotations, RangeWindow};
-use crate::value::VectorSample;
+use crate::value::{Point, VectorSample};
 use crate::{Error, Millis, Result};
 
 const DATE_FUNCTIONS: &[&str] = &[
@@ -32,6 +33,19 @@ fn unwrap_parens(mut expr: &Expr) -> &Expr {
         expr = &p.expr;
     }
     expr
+}
+
+/// The info `rate`/`increase` give on a series whose name has no counter suffix.
+fn not_a_counter_info(labels: &Labels) -> Option<String> {
+    let metric = labels.metric_name()?;
+    let counter_like = ["_total", "_sum", "_count", "_bucket"]
+        .iter()
+        .any(|suffix| metric.ends_with(suffix));
+    (!counter_like).then(|| {
+        format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+        )
+    })
 }
 
 /// Labels of `absent()`'s output: the selector's equality matchers (a label matched
@@ -295,13 +309,16 @@ impl Evaluator<'_> {
                 }
             }
         }
+        let keeps_name = functions::range_function_keeps_metric_name(name);
+        if let Expr::MatrixSelector(ms) = unwrap_parens(args[range_index]) {
+            return self.eval_range_call_on_selector(name, ms, &scalars, keeps_name, t);
+        }
         let window = self.eval_window(args[range_index], t)?;
         let range_window = RangeWindow {
             eval_t: t,
             range_start: window.range_start,
             range_end: window.range_end,
         };
-        let keeps_name = functions::range_function_keeps_metric_name(name);
         let mut annotations = Annotations::default();
         let counter_function = matches!(name, "rate" | "increase");
         let mut out = Vec::new();
@@ -319,15 +336,8 @@ impl Evaluator<'_> {
             else {
                 continue;
             };
-            if counter_function
-                && let Some(metric) = series.labels.metric_name()
-                && !["_total", "_sum", "_count", "_bucket"]
-                    .iter()
-                    .any(|s| metric.ends_with(s))
-            {
-                self.add_info(format!(
-                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                ));
+            if counter_function && let Some(info) = not_a_counter_info(&series.labels) {
+                self.add_info(info);
             }
             let labels = if keeps_name {
                 series.labels
@@ -335,6 +345,109 @@ impl Evaluator<'_> {
                 drop_name_or_mark(&series.labels, self.delayed)
             };
             out.push(VectorSample { labels, t, v });
+        }
+        self.absorb(annotations);
+        check_unique_unless_delayed(&out, self.delayed)?;
+        self.check_samples(out.len())?;
+        Ok(StepValue::Vector(out))
+    }
+
+    /// [`Self::eval_range_call`] over a matrix selector, with the same result and
+    /// checks in the same order, without building the step's range vector: each
+    /// stored series' output labels are made once per query instead of twice per step
+    /// (label sets are vectors of owned strings, so that was most of a range query's
+    /// time), and one points buffer serves every series.
+    fn eval_range_call_on_selector(
+        &mut self,
+        name: &str,
+        ms: &MatrixSelector,
+        scalars: &[f64],
+        keeps_name: bool,
+        t: Millis,
+    ) -> Result<StepValue> {
+        let reft = self.ref_time(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
+        let range_start = reft.saturating_sub(duration_ms(&ms.range));
+        let key = selector_key(&ms.vs);
+        if !self.range_call_labels.contains_key(&key) {
+            let delayed = self.delayed;
+            let labels = self
+                .selector_data(&ms.vs)?
+                .iter()
+                .map(|series| {
+                    if keeps_name {
+                        series.labels.clone()
+                    } else {
+                        drop_name_or_mark(&series.labels, delayed)
+                    }
+                })
+                .collect();
+            self.range_call_labels.insert(key, labels);
+        }
+        let data = self.selector_data(&ms.vs)?;
+        // `lo <= hi.max(lo) <= samples.len()`: indexing with the range cannot panic.
+        let in_window = |samples: &[(Millis, f64)]| {
+            let lo = samples.partition_point(|(ts, _)| *ts <= range_start);
+            let hi = samples.partition_point(|(ts, _)| *ts <= reft);
+            lo..hi.max(lo)
+        };
+        let count: usize = data
+            .iter()
+            .map(|series| {
+                series.samples[in_window(&series.samples)]
+                    .iter()
+                    .filter(|(_, v)| !is_stale_nan(*v))
+                    .count()
+            })
+            .sum();
+        self.check_samples(count)?;
+        let data = self.selector_data(&ms.vs)?;
+        let labels = self
+            .range_call_labels
+            .get(&key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let range_window = RangeWindow {
+            eval_t: t,
+            range_start,
+            range_end: reft,
+        };
+        let counter_function = matches!(name, "rate" | "increase");
+        let mut annotations = Annotations::default();
+        let mut infos = Vec::new();
+        let mut points = Vec::new();
+        let mut out = Vec::new();
+        for (series, output_labels) in data.iter().zip(labels) {
+            points.clear();
+            points.extend(
+                series.samples[in_window(&series.samples)]
+                    .iter()
+                    .filter(|(_, v)| !is_stale_nan(*v))
+                    .map(|&(t, v)| Point { t, v }),
+            );
+            if points.is_empty() {
+                continue;
+            }
+            let Some(v) = functions::eval_range_function_annotated(
+                name,
+                &points,
+                &range_window,
+                scalars,
+                &mut annotations,
+            )?
+            else {
+                continue;
+            };
+            if counter_function && let Some(info) = not_a_counter_info(&series.labels) {
+                infos.push(info);
+            }
+            out.push(VectorSample {
+                labels: output_labels.clone(),
+                t,
+                v,
+            });
+        }
+        for info in infos {
+            self.add_info(info);
         }
         self.absorb(annotations);
         check_unique_unless_delayed(&out, self.delayed)?;

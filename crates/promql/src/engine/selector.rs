@@ -16,11 +16,11 @@ use crate::{Error, MatchOp, Matcher, Millis, Queryable, Result, StoredSeries};
 
 /// Default step of a subquery without one (Prometheus' global evaluation interval).
 const DEFAULT_SUBQUERY_STEP_MS: Millis = 60_000;
-fn selector_key(vs: &VectorSelector) -> usize {
+pub(super) fn selector_key(vs: &VectorSelector) -> usize {
     std::ptr::from_ref(vs) as usize
 }
 
-fn duration_ms(d: &Duration) -> Millis {
+pub(super) fn duration_ms(d: &Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -80,7 +80,12 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
 
 impl Evaluator<'_> {
     /// Evaluation time of a selector or subquery evaluated at step `t`.
-    fn ref_time(&self, at: Option<&AtModifier>, offset: Option<&Offset>, t: Millis) -> Millis {
+    pub(super) fn ref_time(
+        &self,
+        at: Option<&AtModifier>,
+        offset: Option<&Offset>,
+        t: Millis,
+    ) -> Millis {
         let base = match at {
             None => t,
             Some(AtModifier::Start) => self.start,
@@ -178,7 +183,7 @@ impl Evaluator<'_> {
         Ok(())
     }
 
-    fn selector_data(&self, vs: &VectorSelector) -> Result<&[StoredSeries]> {
+    pub(super) fn selector_data(&self, vs: &VectorSelector) -> Result<&[StoredSeries]> {
         self.data
             .get(&selector_key(vs))
             .map(Vec::as_slice)
