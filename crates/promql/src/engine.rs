@@ -274,7 +274,9 @@ pub(crate) struct Evaluator<'a> {
     subquery_cache: HashMap<usize, BTreeMap<Millis, Vec<VectorSample>>>,
     /// Output labels of a range function over a matrix selector, per stored series of
     /// the selector (keyed like `data`), made once per query.
-    range_call_labels: HashMap<usize, Vec<Labels>>,
+    range_call_labels: HashMap<usize, call::RangeCallLabels>,
+    /// Points buffer of range functions over matrix selectors, reused across steps.
+    range_points: Vec<Point>,
     warnings: Vec<String>,
     infos: Vec<String>,
 }
@@ -293,6 +295,7 @@ impl<'a> Evaluator<'a> {
             output_samples: 0,
             subquery_cache: HashMap::new(),
             range_call_labels: HashMap::new(),
+            range_points: Vec::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
         }

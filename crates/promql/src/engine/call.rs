@@ -3,6 +3,7 @@
 //! function library, per series per step for range-vector functions.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
@@ -33,6 +34,15 @@ fn unwrap_parens(mut expr: &Expr) -> &Expr {
         expr = &p.expr;
     }
     expr
+}
+
+/// Output labels of a range function over one matrix selector, made once per query.
+#[derive(Debug)]
+pub(super) struct RangeCallLabels {
+    /// One per stored series of the selector, in the same order.
+    labels: Vec<Labels>,
+    /// No two are equal.
+    distinct: bool,
 }
 
 /// The info `rate`/`increase` give on a series whose name has no counter suffix.
@@ -370,7 +380,7 @@ impl Evaluator<'_> {
         let key = selector_key(&ms.vs);
         if !self.range_call_labels.contains_key(&key) {
             let delayed = self.delayed;
-            let labels = self
+            let labels: Vec<Labels> = self
                 .selector_data(&ms.vs)?
                 .iter()
                 .map(|series| {
@@ -381,31 +391,35 @@ impl Evaluator<'_> {
                     }
                 })
                 .collect();
-            self.range_call_labels.insert(key, labels);
+            let distinct = labels.iter().collect::<HashSet<_>>().len() == labels.len();
+            self.range_call_labels
+                .insert(key, RangeCallLabels { labels, distinct });
         }
+        // Every series' points in the window, back to back (`ends[i]` is where series
+        // i's end), so the window's size is checked before any function runs.
+        let mut points = std::mem::take(&mut self.range_points);
+        points.clear();
         let data = self.selector_data(&ms.vs)?;
-        // `lo <= hi.max(lo) <= samples.len()`: indexing with the range cannot panic.
-        let in_window = |samples: &[(Millis, f64)]| {
-            let lo = samples.partition_point(|(ts, _)| *ts <= range_start);
-            let hi = samples.partition_point(|(ts, _)| *ts <= reft);
-            lo..hi.max(lo)
-        };
-        let count: usize = data
-            .iter()
-            .map(|series| {
-                series.samples[in_window(&series.samples)]
+        let mut ends = Vec::with_capacity(data.len());
+        for series in data {
+            let lo = series.samples.partition_point(|(ts, _)| *ts <= range_start);
+            let hi = series.samples.partition_point(|(ts, _)| *ts <= reft);
+            let window = series.samples.get(lo..hi).unwrap_or_default();
+            points.extend(
+                window
                     .iter()
                     .filter(|(_, v)| !is_stale_nan(*v))
-                    .count()
-            })
-            .sum();
-        self.check_samples(count)?;
+                    .map(|&(t, v)| Point { t, v }),
+            );
+            ends.push(points.len());
+        }
+        self.check_samples(points.len())?;
         let data = self.selector_data(&ms.vs)?;
-        let labels = self
-            .range_call_labels
-            .get(&key)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let Some(cached) = self.range_call_labels.get(&key) else {
+            return Err(Error::Execution(
+                "internal error: range function labels were not made".into(),
+            ));
+        };
         let range_window = RangeWindow {
             eval_t: t,
             range_start,
@@ -414,22 +428,17 @@ impl Evaluator<'_> {
         let counter_function = matches!(name, "rate" | "increase");
         let mut annotations = Annotations::default();
         let mut infos = Vec::new();
-        let mut points = Vec::new();
         let mut out = Vec::new();
-        for (series, output_labels) in data.iter().zip(labels) {
-            points.clear();
-            points.extend(
-                series.samples[in_window(&series.samples)]
-                    .iter()
-                    .filter(|(_, v)| !is_stale_nan(*v))
-                    .map(|&(t, v)| Point { t, v }),
-            );
-            if points.is_empty() {
+        let mut start = 0;
+        for ((series, &end), output_labels) in data.iter().zip(&ends).zip(&cached.labels) {
+            let series_points = points.get(start..end).unwrap_or_default();
+            start = end;
+            if series_points.is_empty() {
                 continue;
             }
             let Some(v) = functions::eval_range_function_annotated(
                 name,
-                &points,
+                series_points,
                 &range_window,
                 scalars,
                 &mut annotations,
@@ -446,11 +455,16 @@ impl Evaluator<'_> {
                 v,
             });
         }
+        let distinct = cached.distinct;
+        self.range_points = points;
         for info in infos {
             self.add_info(info);
         }
         self.absorb(annotations);
-        check_unique_unless_delayed(&out, self.delayed)?;
+        // Output labels that are all distinct cannot repeat within one step.
+        if !distinct {
+            check_unique_unless_delayed(&out, self.delayed)?;
+        }
         self.check_samples(out.len())?;
         Ok(StepValue::Vector(out))
     }
