@@ -277,6 +277,10 @@ pub(crate) struct Evaluator<'a> {
     range_call_labels: HashMap<usize, call::RangeCallLabels>,
     /// Points buffer of range functions over matrix selectors, reused across steps.
     range_points: Vec<Point>,
+    /// Set by an aggregation for the call right below it, for one evaluation.
+    grouping_request: Option<call::GroupingRequest>,
+    /// Group labels of a range function's series, per aggregation node above it.
+    range_call_grouped: HashMap<usize, Vec<Labels>>,
     warnings: Vec<String>,
     infos: Vec<String>,
 }
@@ -296,6 +300,8 @@ impl<'a> Evaluator<'a> {
             subquery_cache: HashMap::new(),
             range_call_labels: HashMap::new(),
             range_points: Vec::new(),
+            grouping_request: None,
+            range_call_grouped: HashMap::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
         }

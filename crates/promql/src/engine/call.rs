@@ -7,9 +7,10 @@ use std::collections::HashSet;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{Call, Expr, MatrixSelector, VectorSelector};
+use promql_parser::parser::{Call, Expr, LabelModifier, MatrixSelector, VectorSelector};
 use sightline_model::{Labels, METRIC_NAME_LABEL, is_stale_nan};
 
+use super::aggregate::group_labels;
 use super::selector::{duration_ms, selector_key};
 use super::{
     DROP_NAME_MARKER, Evaluator, StepValue, check_unique_unless_delayed, drop_name_or_mark,
@@ -29,11 +30,23 @@ const DATE_FUNCTIONS: &[&str] = &[
     "year",
 ];
 
-fn unwrap_parens(mut expr: &Expr) -> &Expr {
+pub(super) fn unwrap_parens(mut expr: &Expr) -> &Expr {
     while let Expr::Paren(p) = expr {
         expr = &p.expr;
     }
     expr
+}
+
+/// What an aggregation asks of the range-function call right below it: labels reduced
+/// to its groups instead of the call's full output labels (it groups by them anyway,
+/// and grouping is idempotent), which are much cheaper to copy at every step.
+#[derive(Debug)]
+pub(crate) struct GroupingRequest {
+    /// Address of the call node it is for.
+    pub(crate) call: usize,
+    /// Address of the aggregation node (key of the grouped labels).
+    pub(crate) aggregate: usize,
+    pub(crate) modifier: Option<LabelModifier>,
 }
 
 /// Output labels of a range function over one matrix selector, made once per query.
@@ -137,6 +150,11 @@ fn value_order(a: f64, b: f64, descending: bool) -> Ordering {
 
 impl Evaluator<'_> {
     pub(crate) fn eval_call(&mut self, call: &Call, t: Millis) -> Result<StepValue> {
+        // Taken first, so no other call (e.g. inside an argument) can see it.
+        let grouping = self
+            .grouping_request
+            .take()
+            .filter(|request| request.call == std::ptr::from_ref(call) as usize);
         let name = call.func.name;
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         match name {
@@ -235,7 +253,7 @@ impl Evaluator<'_> {
             .iter()
             .position(|a| a.value_type() == ValueType::Matrix)
         {
-            return self.eval_range_call(name, &args, range_index, t);
+            return self.eval_range_call(name, &args, range_index, t, grouping);
         }
         let mut vector = None;
         let mut scalars = Vec::new();
@@ -303,6 +321,7 @@ impl Evaluator<'_> {
         args: &[&Expr],
         range_index: usize,
         t: Millis,
+        grouping: Option<GroupingRequest>,
     ) -> Result<StepValue> {
         let mut scalars = Vec::new();
         for (i, arg) in args.iter().enumerate() {
@@ -321,7 +340,7 @@ impl Evaluator<'_> {
         }
         let keeps_name = functions::range_function_keeps_metric_name(name);
         if let Expr::MatrixSelector(ms) = unwrap_parens(args[range_index]) {
-            return self.eval_range_call_on_selector(name, ms, &scalars, keeps_name, t);
+            return self.eval_range_call_on_selector(name, ms, &scalars, keeps_name, t, grouping);
         }
         let window = self.eval_window(args[range_index], t)?;
         let range_window = RangeWindow {
@@ -374,6 +393,7 @@ impl Evaluator<'_> {
         scalars: &[f64],
         keeps_name: bool,
         t: Millis,
+        grouping: Option<GroupingRequest>,
     ) -> Result<StepValue> {
         let reft = self.ref_time(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
         let range_start = reft.saturating_sub(duration_ms(&ms.range));
@@ -414,11 +434,34 @@ impl Evaluator<'_> {
             ends.push(points.len());
         }
         self.check_samples(points.len())?;
+        // For an aggregation right above: its group labels, when the full labels are
+        // distinct (then no uniqueness check needs them).
+        let grouped_key = grouping
+            .filter(|_| self.range_call_labels.get(&key).is_some_and(|c| c.distinct))
+            .map(|request| {
+                if !self.range_call_grouped.contains_key(&request.aggregate) {
+                    let full = self
+                        .range_call_labels
+                        .get(&key)
+                        .map(|cached| cached.labels.as_slice())
+                        .unwrap_or_default();
+                    let grouped = full
+                        .iter()
+                        .map(|labels| group_labels(labels, request.modifier.as_ref()))
+                        .collect();
+                    self.range_call_grouped.insert(request.aggregate, grouped);
+                }
+                request.aggregate
+            });
         let data = self.selector_data(&ms.vs)?;
         let Some(cached) = self.range_call_labels.get(&key) else {
             return Err(Error::Execution(
                 "internal error: range function labels were not made".into(),
             ));
+        };
+        let output_labels = match grouped_key.and_then(|k| self.range_call_grouped.get(&k)) {
+            Some(grouped) => grouped.as_slice(),
+            None => cached.labels.as_slice(),
         };
         let range_window = RangeWindow {
             eval_t: t,
@@ -430,7 +473,7 @@ impl Evaluator<'_> {
         let mut infos = Vec::new();
         let mut out = Vec::new();
         let mut start = 0;
-        for ((series, &end), output_labels) in data.iter().zip(&ends).zip(&cached.labels) {
+        for ((series, &end), output_labels) in data.iter().zip(&ends).zip(output_labels) {
             let series_points = points.get(start..end).unwrap_or_default();
             start = end;
             if series_points.is_empty() {
