@@ -384,6 +384,9 @@ def command_report(args):
     if failures:
         out.append("Failed: " + ", ".join(f"`{c}` on {NAMES.get(s, s)}" for c, s in failures) + ".")
         out.append("")
+    notes = read_text(args.notes) if args.notes else ""
+    if notes:
+        out += [notes, ""]
     out.append(END_MARKER)
     section = "\n".join(out) + "\n"
 
@@ -439,6 +442,8 @@ def main():
     report.add_argument("--runs", type=int, default=7)
     report.add_argument("--min-runs", type=int, default=3)
     report.add_argument("--budget-seconds", type=float, default=20.0)
+    report.add_argument("--notes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "query_notes.md"),
+                        help="Markdown appended to the section (the profile findings); skipped when missing")
     args = parser.parse_args()
     {"run": command_run, "check": command_check, "report": command_report}[args.command](args)
 
