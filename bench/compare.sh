@@ -259,8 +259,11 @@ for system in $SYSTEMS; do
 done
 
 TOTAL_SECONDS=$(( $(date +%s) - SCRIPT_STARTED ))
+# Keep query_bench.sh's section (between its markers) of the RESULTS being replaced.
+QUERY_SECTION=$(sed -n '/^<!-- query-bench:start/,/^<!-- query-bench:end -->/p' "$RESULTS" 2>/dev/null || true)
 python3 "$BENCH_DIR/report.py" --results "$OUT" --systems "$SYSTEMS" --total-seconds "$TOTAL_SECONDS" --build-seconds "$BUILD_SECONDS" \
     --expected-up-samples "$(( TARGETS * ROUNDS ))" --command "${COMPARE_COMMAND:-bench/compare.sh}" \
     --env "TARGETS=$TARGETS SERIES_PER_TARGET=$SERIES_PER_TARGET ROUNDS=$ROUNDS INTERVAL_SECONDS=$INTERVAL_SECONDS CHURN=$CHURN CONCURRENCY=$CONCURRENCY BATCH_SIZE=$BATCH_SIZE SEED=$SEED LOADGEN_THREADS=$LOADGEN_THREADS" \
     >"$RESULTS"
+[ -z "$QUERY_SECTION" ] || printf '\n%s\n' "$QUERY_SECTION" >>"$RESULTS"
 log "wrote $RESULTS (compare.sh took ${TOTAL_SECONDS}s)"
