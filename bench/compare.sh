@@ -49,47 +49,10 @@ BUILD_SECONDS=0
 
 log() { printf '%s compare: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:-}"; do
-        [ -n "$pid" ] || continue
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    if [ "$KEEP_WORK" = 1 ]; then
-        log "work dir kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+# cleanup (trapped on EXIT), free_port, wait_ready, stop_process.
+source "$BENCH_DIR/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_ready() { # url pid
-    local url=$1 pid=$2 deadline=$(( $(date +%s) + READY_TIMEOUT ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
-        sleep 0.3
-    done
-    return 1
-}
-
-stop_process() { # pid
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }; sleep 0.1; done
-    log "pid $pid did not stop in 60s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 proc_kib() { # pid field -> bytes
     awk -v f="$2:" '$1 == f { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
@@ -296,8 +259,11 @@ for system in $SYSTEMS; do
 done
 
 TOTAL_SECONDS=$(( $(date +%s) - SCRIPT_STARTED ))
+# Keep query_bench.sh's section (between its markers) of the RESULTS being replaced.
+QUERY_SECTION=$(sed -n '/^<!-- query-bench:start/,/^<!-- query-bench:end -->/p' "$RESULTS" 2>/dev/null || true)
 python3 "$BENCH_DIR/report.py" --results "$OUT" --systems "$SYSTEMS" --total-seconds "$TOTAL_SECONDS" --build-seconds "$BUILD_SECONDS" \
     --expected-up-samples "$(( TARGETS * ROUNDS ))" --command "${COMPARE_COMMAND:-bench/compare.sh}" \
     --env "TARGETS=$TARGETS SERIES_PER_TARGET=$SERIES_PER_TARGET ROUNDS=$ROUNDS INTERVAL_SECONDS=$INTERVAL_SECONDS CHURN=$CHURN CONCURRENCY=$CONCURRENCY BATCH_SIZE=$BATCH_SIZE SEED=$SEED LOADGEN_THREADS=$LOADGEN_THREADS" \
     >"$RESULTS"
+[ -z "$QUERY_SECTION" ] || printf '\n%s\n' "$QUERY_SECTION" >>"$RESULTS"
 log "wrote $RESULTS (compare.sh took ${TOTAL_SECONDS}s)"

@@ -42,6 +42,14 @@ pub(crate) enum Behavior {
     Noise { min: f64, max: f64, spread: f64 },
     /// The scrape time in seconds with millisecond precision (`node_time_seconds`).
     WallClock,
+    /// Cumulative count of a classic histogram (`_bucket` or `_count`): grows by
+    /// `floor(requests * share)` per scrape, where `requests` is drawn once per target
+    /// and scrape and `share` is the fraction of requests at or below the bucket's
+    /// bound. Every bucket of a target sees the same draw, so buckets stay cumulative
+    /// (`le` ascending never counts less) and `+Inf` equals `_count`.
+    HistogramCount { share: f64 },
+    /// `_sum` of a classic histogram: grows by `requests * share * mean` (3 decimals).
+    HistogramSum { share: f64, mean: f64 },
 }
 
 /// One series of a target, without the target's own labels.
@@ -50,6 +58,68 @@ pub(crate) struct SeriesTemplate {
     /// Metric name and metric-specific labels; `__name__` first, others in any order.
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) behavior: Behavior,
+}
+
+/// Upper bounds of the classic histogram buckets (Prometheus' client default buckets).
+const HISTOGRAM_BOUNDS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Handlers of the histogram family: (path, share of requests, median seconds).
+const HANDLERS: [(&str, f64, f64); 6] = [
+    ("/api/v1/query_range", 0.30, 0.120),
+    ("/api/v1/query", 0.25, 0.040),
+    ("/api/v1/series", 0.15, 0.015),
+    ("/api/v1/labels", 0.10, 0.008),
+    ("/metrics", 0.12, 0.004),
+    ("/-/ready", 0.08, 0.001),
+];
+
+/// Series of one classic histogram family per target,
+/// `http_request_duration_seconds{handler}` with `_bucket{le}` (11 bounds and
+/// `+Inf`), `_sum` and `_count`: 14 series per handler, `handlers` handlers (the
+/// first six have fixed names, more are `/handler/N`). Latencies are exponentially
+/// distributed around each handler's median. Empty for 0 handlers.
+pub(crate) fn histograms(handlers: usize) -> Vec<SeriesTemplate> {
+    let mut b = Builder { out: Vec::new() };
+    for index in 0..handlers {
+        let (path, share, median) = match HANDLERS.get(index) {
+            Some((path, share, median)) => ((*path).to_owned(), *share, *median),
+            None => (format!("/handler/{index}"), 0.05, 0.05),
+        };
+        let handler = [("handler", path.as_str())];
+        for bound in HISTOGRAM_BOUNDS {
+            // Exponential distribution with this median: P(X <= le) = 1 - 2^(-le/median).
+            let below = 1.0 - (-bound / median * std::f64::consts::LN_2).exp();
+            let le = bound.to_string();
+            b.add(
+                "http_request_duration_seconds_bucket",
+                &[("handler", path.as_str()), ("le", le.as_str())],
+                Behavior::HistogramCount {
+                    share: share * below,
+                },
+            );
+        }
+        b.add(
+            "http_request_duration_seconds_bucket",
+            &[("handler", path.as_str()), ("le", "+Inf")],
+            Behavior::HistogramCount { share },
+        );
+        b.add(
+            "http_request_duration_seconds_sum",
+            &handler,
+            Behavior::HistogramSum {
+                share,
+                mean: median / std::f64::consts::LN_2,
+            },
+        );
+        b.add(
+            "http_request_duration_seconds_count",
+            &handler,
+            Behavior::HistogramCount { share },
+        );
+    }
+    b.out
 }
 
 /// Sizes of the repeated parts of a host.
@@ -83,6 +153,13 @@ pub(crate) fn build(series_per_target: usize) -> Vec<SeriesTemplate> {
         }
         scale += 1;
     }
+}
+
+/// [`build`] followed by [`histograms`]`(handlers)`.
+pub(crate) fn with_histograms(series_per_target: usize, handlers: usize) -> Vec<SeriesTemplate> {
+    let mut templates = build(series_per_target);
+    templates.extend(histograms(handlers));
+    templates
 }
 
 struct Builder {
@@ -746,6 +823,31 @@ mod tests {
             );
             let names: HashSet<_> = template.labels.iter().map(|(k, _)| k).collect();
             assert_eq!(names.len(), template.labels.len(), "duplicate label name");
+        }
+    }
+
+    #[test]
+    fn histogram_family_has_cumulative_buckets() {
+        assert!(histograms(0).is_empty());
+        let templates = histograms(7);
+        assert_eq!(templates.len(), 7 * 14);
+        for handler in templates.chunks(14) {
+            let shares: Vec<f64> = handler[..12]
+                .iter()
+                .map(|t| match t.behavior {
+                    Behavior::HistogramCount { share } => share,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert!(
+                shares.windows(2).all(|pair| pair[0] <= pair[1]),
+                "{shares:?}"
+            );
+            assert_eq!(handler[11].labels[2], ("le".to_owned(), "+Inf".to_owned()));
+            assert_eq!(
+                handler[13].behavior,
+                Behavior::HistogramCount { share: shares[11] }
+            );
         }
     }
 

@@ -61,6 +61,53 @@ pub(crate) fn encode_labels<'a>(
     }
 }
 
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn take_len_field<'a>(bytes: &mut &'a [u8], tag: u8) -> Option<&'a [u8]> {
+    let (&found, rest) = bytes.split_first()?;
+    *bytes = rest;
+    if found != tag {
+        return None;
+    }
+    let len = usize::try_from(take_varint(bytes)?).ok()?;
+    if len > bytes.len() {
+        return None;
+    }
+    let (field, rest) = bytes.split_at(len);
+    *bytes = rest;
+    Some(field)
+}
+
+/// The `(name, value)` pairs of labels encoded by [`encode_labels`]; `None` when the
+/// bytes are not such an encoding.
+pub(crate) fn decode_labels(mut bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    while !bytes.is_empty() {
+        let mut label = take_len_field(&mut bytes, FIELD_1_LEN)?;
+        let name = take_len_field(&mut label, FIELD_1_LEN)?;
+        let value = take_len_field(&mut label, FIELD_2_LEN)?;
+        if !label.is_empty() {
+            return None;
+        }
+        labels.push((
+            String::from_utf8(name.to_vec()).ok()?,
+            String::from_utf8(value.to_vec()).ok()?,
+        ));
+    }
+    Some(labels)
+}
+
 /// One encoded, compressed remote_write request body.
 #[derive(Debug)]
 pub(crate) struct EncodedRequest {
@@ -178,6 +225,27 @@ pub(crate) mod tests {
             put_varint(&mut out, value);
             assert_eq!(out.len(), varint_len(value), "value {value}");
         }
+    }
+
+    #[test]
+    fn labels_decode_back() {
+        let long_value = "v".repeat(300);
+        let labels = vec![
+            ("__name__", "up"),
+            ("instance", "a:9100"),
+            ("long", long_value.as_str()),
+        ];
+        let mut encoded = Vec::new();
+        encode_labels(&mut encoded, labels.iter().copied());
+        let decoded = decode_labels(&encoded).unwrap();
+        let decoded: Vec<(&str, &str)> = decoded
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(decoded, labels);
+        assert_eq!(decode_labels(&[]), Some(Vec::new()));
+        assert_eq!(decode_labels(&encoded[..encoded.len() - 1]), None);
+        assert_eq!(decode_labels(&[0x0a, 0xff]), None);
     }
 
     #[test]

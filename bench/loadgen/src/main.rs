@@ -10,6 +10,7 @@
 
 mod catalog;
 mod encode;
+mod openmetrics;
 mod run;
 mod stats;
 mod target;
@@ -35,6 +36,11 @@ pub(crate) struct Args {
     /// Series per target, in a node_exporter-like mix.
     #[arg(long, default_value_t = 500)]
     pub(crate) series_per_target: usize,
+    /// Handlers of a classic histogram family `http_request_duration_seconds` added to
+    /// every target (14 series each: 12 `_bucket{le}`, `_sum`, `_count`), on top of
+    /// `--series-per-target`. 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) histograms: usize,
     /// Simulated scrape interval (simulated time between rounds), e.g. 15s.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub(crate) interval: Duration,
@@ -76,6 +82,17 @@ pub(crate) struct Args {
     /// generator's own cost).
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Write the samples as OpenMetrics text with timestamps into this directory
+    /// instead of sending them (for `promtool tsdb create-blocks-from openmetrics`):
+    /// one file per `--openmetrics-window` of time, each ending with `# EOF`. The
+    /// samples are those the same options send over remote_write.
+    #[arg(long)]
+    pub(crate) openmetrics_dir: Option<std::path::PathBuf>,
+    /// Time span of one OpenMetrics file, aligned to multiples of it since the epoch
+    /// (promtool re-reads its whole input once per 2h block it writes, so 2h files
+    /// keep backfilling linear).
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub(crate) openmetrics_window: Duration,
 }
 
 /// Parses `1500ms`, `15s`, `2m`, `1h`, `1d` or a plain number of seconds.
@@ -123,8 +140,8 @@ fn main() -> anyhow::Result<()> {
     // reqwest is built with rustls and no crypto provider of its own.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    if args.url.is_none() && !args.dry_run {
-        bail!("--url is required (or --dry-run)");
+    if args.url.is_none() && !args.dry_run && args.openmetrics_dir.is_none() {
+        bail!("--url is required (or --dry-run, or --openmetrics-dir)");
     }
     if args.batch_size == 0 || args.concurrency == 0 || args.targets == 0 {
         bail!("--batch-size, --concurrency and --targets must be at least 1");
@@ -143,6 +160,11 @@ fn main() -> anyhow::Result<()> {
     )
     .context("clock too far in the future")?;
     let start = start_ms(&args, now_ms)?;
+    if let Some(dir) = &args.openmetrics_dir {
+        let summary = openmetrics::write(&args, start, dir)?;
+        println!("{summary}");
+        return Ok(());
+    }
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();

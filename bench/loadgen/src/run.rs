@@ -89,7 +89,7 @@ pub(crate) async fn run(args: &Args, start_ms: i64) -> anyhow::Result<serde_json
     let began = Instant::now();
     let cpu_seconds_before = process_cpu_seconds();
     let plan = Arc::new(Plan {
-        catalog: catalog::build(args.series_per_target),
+        catalog: catalog::with_histograms(args.series_per_target, args.histograms),
         targets: args.targets,
         rounds: args.rounds,
         start_ms,
@@ -134,7 +134,7 @@ pub(crate) async fn run(args: &Args, start_ms: i64) -> anyhow::Result<serde_json
 
     let sent = Stats::get(&stats.samples_sent);
     let accepted = Stats::get(&stats.samples_accepted);
-    let series_per_target = args.series_per_target as u64;
+    let series_per_target = plan.catalog.len() as u64;
     let replaced = Stats::get(&stats.replaced_targets);
     let per_second = |count: u64| (count as f64 / wall_seconds.max(1e-9)).round();
     Ok(json!({

@@ -105,6 +105,11 @@ pub(crate) struct Target {
     params: Vec<f64>,
     /// Whether the first scrape happened.
     started: bool,
+    /// Draws of the histogram family's request counts, apart from `rng` so adding a
+    /// histogram family leaves every other series' data unchanged.
+    load_rng: Rng,
+    /// Requests per second this target's histogram family counts (on average).
+    request_rate: f64,
 }
 
 impl Target {
@@ -126,6 +131,15 @@ impl Target {
         } else {
             rng.between(30.0, 600.0)
         };
+
+        let mut load_rng = Rng::new(mix(&[
+            seed,
+            u64::from(slot),
+            u64::from(generation),
+            0x4849_5354,
+        ]));
+        let request_rate = load_rng.between(5.0, 50.0);
+        let uptime_requests = request_rate * uptime_seconds;
 
         let mut labels = Vec::with_capacity(catalog.len() * 200);
         let mut label_ends = Vec::with_capacity(catalog.len());
@@ -150,6 +164,7 @@ impl Target {
                 &mut rng,
                 uptime_seconds,
                 interval_seconds,
+                uptime_requests,
             );
             values.push(value);
             params.push(param);
@@ -164,6 +179,8 @@ impl Target {
             values,
             params,
             started: false,
+            load_rng,
+            request_rate,
         }
     }
 
@@ -204,14 +221,15 @@ impl Target {
 
     fn advance(&mut self, catalog: &[SeriesTemplate], timestamp_ms: i64, interval_seconds: f64) {
         let rng = &mut self.rng;
+        let requests = self.request_rate * interval_seconds * self.load_rng.between(0.5, 1.5);
         for ((template, value), param) in catalog.iter().zip(&mut self.values).zip(&self.params) {
             *value = next_value(
                 template.behavior,
                 *value,
                 *param,
                 rng,
-                timestamp_ms,
-                interval_seconds,
+                (timestamp_ms, interval_seconds),
+                requests,
             );
         }
     }
@@ -231,6 +249,7 @@ fn initial_value(
     rng: &mut Rng,
     uptime_seconds: f64,
     interval_seconds: f64,
+    uptime_requests: f64,
 ) -> (f64, f64) {
     match behavior {
         Behavior::Constant { min, max, decimals } => {
@@ -271,6 +290,10 @@ fn initial_value(
             (mean * (1.0 + spread * (2.0 * rng.unit() - 1.0)), mean)
         }
         Behavior::WallClock => (0.0, 0.0),
+        Behavior::HistogramCount { share } => ((uptime_requests * share).floor(), 0.0),
+        Behavior::HistogramSum { share, mean } => {
+            (round_to(uptime_requests * share * mean, 3), 0.0)
+        }
     }
 }
 
@@ -279,8 +302,8 @@ fn next_value(
     value: f64,
     param: f64,
     rng: &mut Rng,
-    timestamp_ms: i64,
-    interval_seconds: f64,
+    (timestamp_ms, interval_seconds): (i64, f64),
+    requests: f64,
 ) -> f64 {
     match behavior {
         Behavior::Constant { .. } => value,
@@ -319,6 +342,8 @@ fn next_value(
         }
         Behavior::Noise { spread, .. } => param * (1.0 + spread * (2.0 * rng.unit() - 1.0)),
         Behavior::WallClock => timestamp_ms as f64 / 1000.0,
+        Behavior::HistogramCount { share } => value + (requests * share).floor(),
+        Behavior::HistogramSum { share, mean } => round_to(value + requests * share * mean, 3),
     }
 }
 
@@ -391,6 +416,34 @@ mod tests {
             let instance = series.labels.iter().find(|l| l.name == "instance").unwrap();
             assert_eq!(instance.value, "node-000242.eu-west-1.internal:9100");
             assert!(names.contains(&"job"));
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_stay_cumulative_and_do_not_change_other_series() {
+        let plain = catalog::build(120);
+        let mut with_histograms = plain.clone();
+        with_histograms.extend(catalog::histograms(2));
+        let a = run(&mut Target::new(&plain, 5, 1, 0, 10, 60_000), &plain, 30);
+        let b = run(
+            &mut Target::new(&with_histograms, 5, 1, 0, 10, 60_000),
+            &with_histograms,
+            30,
+        );
+        for (row_a, row_b) in a.iter().zip(&b) {
+            assert_eq!(row_a[..], row_b[..plain.len()]);
+            for handler in row_b[plain.len()..].chunks(14) {
+                assert!(handler[..12].windows(2).all(|pair| pair[0] <= pair[1]));
+                assert_eq!(handler[11], handler[13], "+Inf bucket equals _count");
+            }
+        }
+        for pair in b.windows(2) {
+            assert!(
+                pair[0][plain.len()..]
+                    .iter()
+                    .zip(&pair[1][plain.len()..])
+                    .all(|(x, y)| x <= y)
+            );
         }
     }
 

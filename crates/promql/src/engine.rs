@@ -272,6 +272,15 @@ pub(crate) struct Evaluator<'a> {
     /// Inner results of subqueries by subquery node and inner step time, so a range
     /// query evaluates each inner step once.
     subquery_cache: HashMap<usize, BTreeMap<Millis, Vec<VectorSample>>>,
+    /// Output labels of a range function over a matrix selector, per stored series of
+    /// the selector (keyed like `data`), made once per query.
+    range_call_labels: HashMap<usize, call::RangeCallLabels>,
+    /// Points buffer of range functions over matrix selectors, reused across steps.
+    range_points: Vec<Point>,
+    /// Set by an aggregation for the call right below it, for one evaluation.
+    grouping_request: Option<call::GroupingRequest>,
+    /// Group labels of a range function's series, per aggregation node above it.
+    range_call_grouped: HashMap<usize, Vec<Labels>>,
     warnings: Vec<String>,
     infos: Vec<String>,
 }
@@ -289,6 +298,10 @@ impl<'a> Evaluator<'a> {
             step_samples: 0,
             output_samples: 0,
             subquery_cache: HashMap::new(),
+            range_call_labels: HashMap::new(),
+            range_points: Vec::new(),
+            grouping_request: None,
+            range_call_grouped: HashMap::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
         }

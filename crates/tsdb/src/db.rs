@@ -738,6 +738,20 @@ pub(crate) fn merge_parts(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
     if parts.len() == 1 {
         return parts.pop().unwrap_or_default();
     }
+    // Usually the parts come from consecutive blocks (then the head) and follow each
+    // other in time: concatenating them is the merge.
+    let consecutive = parts
+        .windows(2)
+        .all(|pair| match (pair[0].last(), pair[1].first()) {
+            (Some(last), Some(first)) => last.0 < first.0,
+            _ => false,
+        })
+        && parts
+            .iter()
+            .all(|part| part.windows(2).all(|w| w[0].0 < w[1].0));
+    if consecutive {
+        return parts.concat();
+    }
     let mut all: Vec<(i64, f64)> = parts.into_iter().flatten().collect();
     all.sort_by_key(|s| s.0);
     all.dedup_by_key(|s| s.0);

@@ -657,3 +657,34 @@ fn closed_chunks_are_read_from_their_files_and_the_files_go_with_the_flush() {
     );
     assert_eq!(dump(&db), got, "now read from the block");
 }
+
+proptest! {
+    /// Merging a series' parts: ascending, one sample per timestamp, the first part
+    /// holding a timestamp wins; whether the parts follow each other in time (the
+    /// concatenation shortcut) or overlap (sort and dedup).
+    #[test]
+    fn merge_parts_matches_an_ordered_map(
+        parts in prop::collection::vec(
+            prop::collection::btree_map(0i64..60, -5i32..5, 0..12),
+            0..5,
+        ),
+        shift_apart in any::<bool>(),
+    ) {
+        let parts: Vec<Vec<(i64, f64)>> = parts
+            .iter()
+            .enumerate()
+            .map(|(index, part)| {
+                let offset = if shift_apart { index as i64 * 100 } else { 0 };
+                part.iter().map(|(t, v)| (t + offset, f64::from(*v))).collect()
+            })
+            .collect();
+        let mut expected: BTreeMap<i64, f64> = BTreeMap::new();
+        for part in &parts {
+            for (t, v) in part {
+                expected.entry(*t).or_insert(*v);
+            }
+        }
+        let expected: Vec<(i64, f64)> = expected.into_iter().collect();
+        prop_assert_eq!(crate::db::merge_parts(parts), expected);
+    }
+}

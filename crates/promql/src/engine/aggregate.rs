@@ -7,9 +7,10 @@ use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
     T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
 };
-use promql_parser::parser::{AggregateExpr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use sightline_model::{Labels, METRIC_NAME_LABEL};
 
+use super::call::{GroupingRequest, unwrap_parens};
 use super::{DROP_NAME_MARKER, Evaluator, StepValue};
 use crate::functions::{kahan_inc as kahan_sum_inc, quantile_of as quantile};
 use crate::go_format::go_format_float_fixed;
@@ -28,7 +29,7 @@ fn prometheus_hash(labels: &Labels) -> u64 {
     xxhash_rust::xxh64::xxh64(&bytes, 0)
 }
 
-fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+pub(super) fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => {
@@ -95,7 +96,24 @@ impl Evaluator<'_> {
                 }
             }
         }
-        let input = self.eval_vector(&agg.expr, t)?;
+        let groups_only = !matches!(
+            op,
+            T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO | T_COUNT_VALUES
+        );
+        if groups_only
+            && !self.delayed
+            && let Expr::Call(call) = unwrap_parens(&agg.expr)
+        {
+            // Only group labels matter below: see `GroupingRequest`.
+            self.grouping_request = Some(GroupingRequest {
+                call: std::ptr::from_ref(call) as usize,
+                aggregate: std::ptr::from_ref(agg) as usize,
+                modifier: agg.modifier.clone(),
+            });
+        }
+        let input = self.eval_vector(&agg.expr, t);
+        self.grouping_request = None;
+        let input = input?;
         let modifier = agg.modifier.as_ref();
         let out = match op {
             T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {

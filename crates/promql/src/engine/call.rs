@@ -3,17 +3,20 @@
 //! function library, per series per step for range-vector functions.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{Call, Expr, VectorSelector};
-use sightline_model::{Labels, METRIC_NAME_LABEL};
+use promql_parser::parser::{Call, Expr, LabelModifier, MatrixSelector, VectorSelector};
+use sightline_model::{Labels, METRIC_NAME_LABEL, is_stale_nan};
 
+use super::aggregate::group_labels;
+use super::selector::{LIMIT_CHECK_EVERY_SERIES, duration_ms, selector_key};
 use super::{
     DROP_NAME_MARKER, Evaluator, StepValue, check_unique_unless_delayed, drop_name_or_mark,
 };
 use crate::functions::{self, Annotations, RangeWindow};
-use crate::value::VectorSample;
+use crate::value::{Point, VectorSample};
 use crate::{Error, Millis, Result};
 
 const DATE_FUNCTIONS: &[&str] = &[
@@ -27,11 +30,45 @@ const DATE_FUNCTIONS: &[&str] = &[
     "year",
 ];
 
-fn unwrap_parens(mut expr: &Expr) -> &Expr {
+pub(super) fn unwrap_parens(mut expr: &Expr) -> &Expr {
     while let Expr::Paren(p) = expr {
         expr = &p.expr;
     }
     expr
+}
+
+/// What an aggregation asks of the range-function call right below it: labels reduced
+/// to its groups instead of the call's full output labels (it groups by them anyway,
+/// and grouping is idempotent), which are much cheaper to copy at every step.
+#[derive(Debug)]
+pub(crate) struct GroupingRequest {
+    /// Address of the call node it is for.
+    pub(crate) call: usize,
+    /// Address of the aggregation node (key of the grouped labels).
+    pub(crate) aggregate: usize,
+    pub(crate) modifier: Option<LabelModifier>,
+}
+
+/// Output labels of a range function over one matrix selector, made once per query.
+#[derive(Debug)]
+pub(super) struct RangeCallLabels {
+    /// One per stored series of the selector, in the same order.
+    labels: Vec<Labels>,
+    /// No two are equal.
+    distinct: bool,
+}
+
+/// The info `rate`/`increase` give on a series whose name has no counter suffix.
+fn not_a_counter_info(labels: &Labels) -> Option<String> {
+    let metric = labels.metric_name()?;
+    let counter_like = ["_total", "_sum", "_count", "_bucket"]
+        .iter()
+        .any(|suffix| metric.ends_with(suffix));
+    (!counter_like).then(|| {
+        format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+        )
+    })
 }
 
 /// Labels of `absent()`'s output: the selector's equality matchers (a label matched
@@ -114,6 +151,11 @@ fn value_order(a: f64, b: f64, descending: bool) -> Ordering {
 
 impl Evaluator<'_> {
     pub(crate) fn eval_call(&mut self, call: &Call, t: Millis) -> Result<StepValue> {
+        // Taken first, so no other call (e.g. inside an argument) can see it.
+        let grouping = self
+            .grouping_request
+            .take()
+            .filter(|request| request.call == std::ptr::from_ref(call) as usize);
         let name = call.func.name;
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         match name {
@@ -212,7 +254,7 @@ impl Evaluator<'_> {
             .iter()
             .position(|a| a.value_type() == ValueType::Matrix)
         {
-            return self.eval_range_call(name, &args, range_index, t);
+            return self.eval_range_call(name, &args, range_index, t, grouping);
         }
         let mut vector = None;
         let mut scalars = Vec::new();
@@ -280,6 +322,7 @@ impl Evaluator<'_> {
         args: &[&Expr],
         range_index: usize,
         t: Millis,
+        grouping: Option<GroupingRequest>,
     ) -> Result<StepValue> {
         let mut scalars = Vec::new();
         for (i, arg) in args.iter().enumerate() {
@@ -296,13 +339,16 @@ impl Evaluator<'_> {
                 }
             }
         }
+        let keeps_name = functions::range_function_keeps_metric_name(name);
+        if let Expr::MatrixSelector(ms) = unwrap_parens(args[range_index]) {
+            return self.eval_range_call_on_selector(name, ms, &scalars, keeps_name, t, grouping);
+        }
         let window = self.eval_window(args[range_index], t)?;
         let range_window = RangeWindow {
             eval_t: t,
             range_start: window.range_start,
             range_end: window.range_end,
         };
-        let keeps_name = functions::range_function_keeps_metric_name(name);
         let mut annotations = Annotations::default();
         let counter_function = matches!(name, "rate" | "increase");
         let mut out = Vec::new();
@@ -320,15 +366,8 @@ impl Evaluator<'_> {
             else {
                 continue;
             };
-            if counter_function
-                && let Some(metric) = series.labels.metric_name()
-                && !["_total", "_sum", "_count", "_bucket"]
-                    .iter()
-                    .any(|s| metric.ends_with(s))
-            {
-                self.add_info(format!(
-                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                ));
+            if counter_function && let Some(info) = not_a_counter_info(&series.labels) {
+                self.add_info(info);
             }
             let labels = if keeps_name {
                 series.labels
@@ -339,6 +378,142 @@ impl Evaluator<'_> {
         }
         self.absorb(annotations);
         check_unique_unless_delayed(&out, self.delayed)?;
+        self.check_samples(out.len())?;
+        Ok(StepValue::Vector(out))
+    }
+
+    /// [`Self::eval_range_call`] over a matrix selector, with the same result and
+    /// checks in the same order, without building the step's range vector: each
+    /// stored series' output labels are made once per query instead of twice per step
+    /// (label sets are vectors of owned strings, so that was most of a range query's
+    /// time), and one points buffer serves every series.
+    fn eval_range_call_on_selector(
+        &mut self,
+        name: &str,
+        ms: &MatrixSelector,
+        scalars: &[f64],
+        keeps_name: bool,
+        t: Millis,
+        grouping: Option<GroupingRequest>,
+    ) -> Result<StepValue> {
+        let reft = self.ref_time(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
+        let range_start = reft.saturating_sub(duration_ms(&ms.range));
+        let key = selector_key(&ms.vs);
+        if !self.range_call_labels.contains_key(&key) {
+            let delayed = self.delayed;
+            let labels: Vec<Labels> = self
+                .selector_data(&ms.vs)?
+                .iter()
+                .map(|series| {
+                    if keeps_name {
+                        series.labels.clone()
+                    } else {
+                        drop_name_or_mark(&series.labels, delayed)
+                    }
+                })
+                .collect();
+            let distinct = labels.iter().collect::<HashSet<_>>().len() == labels.len();
+            self.range_call_labels
+                .insert(key, RangeCallLabels { labels, distinct });
+        }
+        // Every series' points in the window, back to back (`ends[i]` is where series
+        // i's end), so the window's size is checked before any function runs.
+        let mut points = std::mem::take(&mut self.range_points);
+        points.clear();
+        let data = self.selector_data(&ms.vs)?;
+        let mut ends = Vec::with_capacity(data.len());
+        for (index, series) in data.iter().enumerate() {
+            // As in `eval_window`: limits are checked while the window fills.
+            if index % LIMIT_CHECK_EVERY_SERIES == LIMIT_CHECK_EVERY_SERIES - 1 {
+                self.check_deadline()?;
+                self.check_samples_would_fit(points.len())?;
+            }
+            let lo = series.samples.partition_point(|(ts, _)| *ts <= range_start);
+            let hi = series.samples.partition_point(|(ts, _)| *ts <= reft);
+            let window = series.samples.get(lo..hi).unwrap_or_default();
+            points.extend(
+                window
+                    .iter()
+                    .filter(|(_, v)| !is_stale_nan(*v))
+                    .map(|&(t, v)| Point { t, v }),
+            );
+            ends.push(points.len());
+        }
+        self.check_samples(points.len())?;
+        // For an aggregation right above: its group labels, when the full labels are
+        // distinct (then no uniqueness check needs them).
+        let grouped_key = grouping
+            .filter(|_| self.range_call_labels.get(&key).is_some_and(|c| c.distinct))
+            .map(|request| {
+                if !self.range_call_grouped.contains_key(&request.aggregate) {
+                    let full = self
+                        .range_call_labels
+                        .get(&key)
+                        .map(|cached| cached.labels.as_slice())
+                        .unwrap_or_default();
+                    let grouped = full
+                        .iter()
+                        .map(|labels| group_labels(labels, request.modifier.as_ref()))
+                        .collect();
+                    self.range_call_grouped.insert(request.aggregate, grouped);
+                }
+                request.aggregate
+            });
+        let data = self.selector_data(&ms.vs)?;
+        let Some(cached) = self.range_call_labels.get(&key) else {
+            return Err(Error::Execution(
+                "internal error: range function labels were not made".into(),
+            ));
+        };
+        let output_labels = match grouped_key.and_then(|k| self.range_call_grouped.get(&k)) {
+            Some(grouped) => grouped.as_slice(),
+            None => cached.labels.as_slice(),
+        };
+        let range_window = RangeWindow {
+            eval_t: t,
+            range_start,
+            range_end: reft,
+        };
+        let counter_function = matches!(name, "rate" | "increase");
+        let mut annotations = Annotations::default();
+        let mut infos = Vec::new();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for ((series, &end), output_labels) in data.iter().zip(&ends).zip(output_labels) {
+            let series_points = points.get(start..end).unwrap_or_default();
+            start = end;
+            if series_points.is_empty() {
+                continue;
+            }
+            let Some(v) = functions::eval_range_function_annotated(
+                name,
+                series_points,
+                &range_window,
+                scalars,
+                &mut annotations,
+            )?
+            else {
+                continue;
+            };
+            if counter_function && let Some(info) = not_a_counter_info(&series.labels) {
+                infos.push(info);
+            }
+            out.push(VectorSample {
+                labels: output_labels.clone(),
+                t,
+                v,
+            });
+        }
+        let distinct = cached.distinct;
+        self.range_points = points;
+        for info in infos {
+            self.add_info(info);
+        }
+        self.absorb(annotations);
+        // Output labels that are all distinct cannot repeat within one step.
+        if !distinct {
+            check_unique_unless_delayed(&out, self.delayed)?;
+        }
         self.check_samples(out.len())?;
         Ok(StepValue::Vector(out))
     }

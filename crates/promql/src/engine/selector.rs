@@ -18,13 +18,13 @@ use crate::{Error, MatchOp, Matcher, Millis, Queryable, Result, StoredSeries};
 const DEFAULT_SUBQUERY_STEP_MS: Millis = 60_000;
 /// How many series a selector walks between two checks of the deadline and of the
 /// sample limit (reading the clock per series would cost more than the work).
-const LIMIT_CHECK_EVERY_SERIES: usize = 256;
+pub(super) const LIMIT_CHECK_EVERY_SERIES: usize = 256;
 
-fn selector_key(vs: &VectorSelector) -> usize {
+pub(super) fn selector_key(vs: &VectorSelector) -> usize {
     std::ptr::from_ref(vs) as usize
 }
 
-fn duration_ms(d: &Duration) -> Millis {
+pub(super) fn duration_ms(d: &Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -84,7 +84,12 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
 
 impl Evaluator<'_> {
     /// Evaluation time of a selector or subquery evaluated at step `t`.
-    fn ref_time(&self, at: Option<&AtModifier>, offset: Option<&Offset>, t: Millis) -> Millis {
+    pub(super) fn ref_time(
+        &self,
+        at: Option<&AtModifier>,
+        offset: Option<&Offset>,
+        t: Millis,
+    ) -> Millis {
         let base = match at {
             None => t,
             Some(AtModifier::Start) => self.start,
@@ -182,7 +187,7 @@ impl Evaluator<'_> {
         Ok(())
     }
 
-    fn selector_data(&self, vs: &VectorSelector) -> Result<&[StoredSeries]> {
+    pub(super) fn selector_data(&self, vs: &VectorSelector) -> Result<&[StoredSeries]> {
         self.data
             .get(&selector_key(vs))
             .map(Vec::as_slice)

@@ -464,3 +464,57 @@ fn one_step_over_many_series_stops_at_the_limits() {
         .unwrap();
     assert!(matches!(result.value, Value::Vector(ref v) if v.len() == 1 && v[0].v == 1000.0));
 }
+
+#[test]
+fn aggregations_over_range_functions_match_the_general_path() {
+    // `+ 0` keeps the values but hides the call from the aggregation, so the right
+    // side takes the general path (full labels, grouped inside the aggregation).
+    for aggregation in [
+        "sum",
+        "avg",
+        "max",
+        "min",
+        "count",
+        "group",
+        "stddev",
+        "sum by (job)",
+        "avg without (instance)",
+        "max by (__name__, job)",
+        "quantile(0.5,",
+    ] {
+        let open = match aggregation.strip_suffix(',') {
+            Some(head) => format!("{head}, "),
+            None => format!("{aggregation} ("),
+        };
+        let fast = format!("{open}(rate(http_requests_total[1m])))");
+        let general = format!("{open}rate(http_requests_total[1m]) + 0)");
+        let engine = Engine::default();
+        let a = engine
+            .range_query(&store(), &fast, 0, 600_000, 30_000)
+            .unwrap();
+        let b = engine
+            .range_query(&store(), &general, 0, 600_000, 30_000)
+            .unwrap();
+        assert_eq!(format!("{:?}", a.value), format!("{:?}", b.value), "{fast}");
+    }
+    // Output labels that repeat after the name is dropped still fail, aggregated or not.
+    let mut store = MemStore::default();
+    for name in ["a_total", "b_total"] {
+        store.series.push(series(
+            &[("__name__", name), ("x", "1")],
+            &[(0, 1.0), (30_000, 2.0), (60_000, 3.0)],
+        ));
+    }
+    for query in [
+        "sum(rate({__name__=~\"a_total|b_total\"}[1m]))",
+        "rate({__name__=~\"a_total|b_total\"}[1m])",
+    ] {
+        let error = Engine::default()
+            .range_query(&store, query, 0, 60_000, 30_000)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("same labelset"),
+            "{query}: {error}"
+        );
+    }
+}
