@@ -84,7 +84,31 @@ fn matching_of(expr: &BinaryExpr, delayed: bool) -> Matching<'_> {
     }
 }
 
-/// The labels a sample is matched on.
+/// Whether a label takes part in matching.
+fn is_matched_on(name: &str, matching: &Matching<'_>) -> bool {
+    let listed = matching.names.iter().any(|n| n == name);
+    if matching.on {
+        listed
+    } else {
+        !listed && !matching.ignored(name)
+    }
+}
+
+/// A 64-bit hash of the labels a sample is matched on. Prometheus matches on such
+/// hashes too (`labels.HashForLabels`); building the signature's label set for every
+/// sample at every step was most of a vector-vector operation's time.
+fn signature_hash(labels: &Labels, matching: &Matching<'_>) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for label in labels.iter().filter(|l| is_matched_on(&l.name, matching)) {
+        hasher.update(label.name.as_bytes());
+        hasher.update(&[0xff]);
+        hasher.update(label.value.as_bytes());
+        hasher.update(&[0xff]);
+    }
+    hasher.digest()
+}
+
+/// The labels a sample is matched on (for messages; matching uses [`signature_hash`]).
 fn signature(labels: &Labels, matching: &Matching<'_>) -> Labels {
     if matching.on {
         let pairs: Vec<(&str, &str)> = labels
@@ -242,9 +266,12 @@ fn vector_and(
     rhs: Vec<VectorSample>,
     matching: &Matching<'_>,
 ) -> Vec<VectorSample> {
-    let right: HashSet<Labels> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    let right: HashSet<u64> = rhs
+        .iter()
+        .map(|s| signature_hash(&s.labels, matching))
+        .collect();
     lhs.into_iter()
-        .filter(|s| right.contains(&signature(&s.labels, matching)))
+        .filter(|s| right.contains(&signature_hash(&s.labels, matching)))
         .collect()
 }
 
@@ -253,11 +280,14 @@ fn vector_or(
     rhs: Vec<VectorSample>,
     matching: &Matching<'_>,
 ) -> Vec<VectorSample> {
-    let left: HashSet<Labels> = lhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    let left: HashSet<u64> = lhs
+        .iter()
+        .map(|s| signature_hash(&s.labels, matching))
+        .collect();
     let mut out = lhs;
     out.extend(
         rhs.into_iter()
-            .filter(|s| !left.contains(&signature(&s.labels, matching))),
+            .filter(|s| !left.contains(&signature_hash(&s.labels, matching))),
     );
     out
 }
@@ -267,9 +297,12 @@ fn vector_unless(
     rhs: Vec<VectorSample>,
     matching: &Matching<'_>,
 ) -> Vec<VectorSample> {
-    let right: HashSet<Labels> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
+    let right: HashSet<u64> = rhs
+        .iter()
+        .map(|s| signature_hash(&s.labels, matching))
+        .collect();
     lhs.into_iter()
-        .filter(|s| !right.contains(&signature(&s.labels, matching)))
+        .filter(|s| !right.contains(&signature_hash(&s.labels, matching)))
         .collect()
 }
 
@@ -291,14 +324,14 @@ fn vector_vector(
     }
     let one_to_many = matches!(matching.card, VectorMatchCardinality::OneToMany(_));
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<Labels, VectorSample> = HashMap::with_capacity(one.len());
+    let mut one_by_sig: HashMap<u64, VectorSample> = HashMap::with_capacity(one.len());
     for sample in one {
-        let sig = signature(&sample.labels, matching);
+        let sig = signature_hash(&sample.labels, matching);
         if let Some(duplicate) = one_by_sig.get(&sig) {
             let side = if one_to_many { "left" } else { "right" };
             return Err(Error::Execution(format!(
                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                labels_string(&sig),
+                labels_string(&signature(&sample.labels, matching)),
                 labels_string(&sample.labels),
                 labels_string(&duplicate.labels),
             )));
@@ -306,10 +339,10 @@ fn vector_vector(
         one_by_sig.insert(sig, sample);
     }
     let one_to_one = matches!(matching.card, VectorMatchCardinality::OneToOne);
-    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut matched: HashMap<u64, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
     for sample in many {
-        let sig = signature(&sample.labels, matching);
+        let sig = signature_hash(&sample.labels, matching);
         let Some(other) = one_by_sig.get(&sig) else {
             continue;
         };
