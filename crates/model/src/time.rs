@@ -44,6 +44,26 @@ pub fn now() -> Timestamp {
     i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (proleptic
+/// Gregorian; H. Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Parses a duration like `30s`, `15d`, `1h30m` or `10ms` (Prometheus' units: ms, s, m,
 /// h, d, w, y).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -117,6 +137,16 @@ pub fn format_duration(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates_of_day_counts() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
     use super::*;
 
     #[test]

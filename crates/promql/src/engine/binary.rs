@@ -187,9 +187,9 @@ impl Evaluator<'_> {
             (StepValue::Vector(l), StepValue::Vector(r)) => {
                 let matching = matching_of(expr, self.delayed);
                 let out = match op.id() {
-                    T_LAND => vector_and(l, r, &matching),
+                    T_LAND => vector_filter(l, r, &matching, true),
                     T_LOR => vector_or(l, r, &matching),
-                    T_LUNLESS => vector_unless(l, r, &matching),
+                    T_LUNLESS => vector_filter(l, r, &matching, false),
                     _ => vector_vector(op, l, r, &matching, return_bool, t)?,
                 };
                 let out: Vec<VectorSample> =
@@ -261,17 +261,20 @@ fn check_unique_labelsets_if(out: &[VectorSample], dropped: bool) -> Result<()> 
     }
 }
 
-fn vector_and(
+/// `and` (keep the left samples whose signature is on the right) and `unless`
+/// (keep those whose signature is not).
+fn vector_filter(
     lhs: Vec<VectorSample>,
     rhs: Vec<VectorSample>,
     matching: &Matching<'_>,
+    keep_matched: bool,
 ) -> Vec<VectorSample> {
     let right: HashSet<u64> = rhs
         .iter()
         .map(|s| signature_hash(&s.labels, matching))
         .collect();
     lhs.into_iter()
-        .filter(|s| right.contains(&signature_hash(&s.labels, matching)))
+        .filter(|s| right.contains(&signature_hash(&s.labels, matching)) == keep_matched)
         .collect()
 }
 
@@ -290,20 +293,6 @@ fn vector_or(
             .filter(|s| !left.contains(&signature_hash(&s.labels, matching))),
     );
     out
-}
-
-fn vector_unless(
-    lhs: Vec<VectorSample>,
-    rhs: Vec<VectorSample>,
-    matching: &Matching<'_>,
-) -> Vec<VectorSample> {
-    let right: HashSet<u64> = rhs
-        .iter()
-        .map(|s| signature_hash(&s.labels, matching))
-        .collect();
-    lhs.into_iter()
-        .filter(|s| !right.contains(&signature_hash(&s.labels, matching)))
-        .collect()
 }
 
 fn vector_vector(

@@ -229,7 +229,7 @@ impl CalendarField {
         // Both quotients are below 2^64 / 86400, far inside i64.
         let days = (absolute / SECONDS_PER_DAY) as i64
             - (UNIX_TO_GO_ABSOLUTE_SECONDS / SECONDS_PER_DAY) as i64;
-        let (year, month, day) = civil_from_days(days);
+        let (year, month, day) = sightline_model::time::civil_from_days(days);
         let result = match self {
             CalendarField::DayOfMonth => day,
             // Go's `absWeekday`: its absolute zero day is a Monday.
@@ -263,26 +263,6 @@ fn go_float_to_int64(value: f64) -> i64 {
         return i64::MIN;
     }
     value as i64
-}
-
-/// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (proleptic
-/// Gregorian; H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn is_leap_year(year: i64) -> bool {

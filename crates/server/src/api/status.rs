@@ -121,21 +121,7 @@ fn storage_retention(config: &Config) -> String {
 fn rfc3339(unix_millis: i64) -> String {
     let days = unix_millis.div_euclid(86_400_000);
     let millis_of_day = unix_millis.rem_euclid(86_400_000);
-    // Days to a civil date (H. Hinnant's algorithm, proleptic Gregorian).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = sightline_model::time::civil_from_days(days);
     let seconds_of_day = millis_of_day / 1000;
     let mut text = format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
