@@ -10,6 +10,7 @@
 //! engine's.
 
 mod histogram;
+pub use histogram::almost_equal;
 mod instant;
 mod labels;
 mod range;

@@ -16,6 +16,7 @@ mod go_format;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryResult};
+pub use functions::almost_equal;
 pub use go_format::{go_format_float, go_format_float_exponent, go_format_float_fixed};
 pub use value::{Point, Series, Value, VectorSample};
 

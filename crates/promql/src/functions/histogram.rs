@@ -305,8 +305,9 @@ fn ensure_monotonic_and_ignore_small_deltas(
     repairs
 }
 
-/// Prometheus' `util/almost.Equal`.
-pub(crate) fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+/// Prometheus' `util/almost.Equal`: relative difference below `epsilon`, NaN equal
+/// to NaN (used by `histogram_quantile` and by the conformance runner).
+pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     if a.is_nan() && b.is_nan() {
         return true;

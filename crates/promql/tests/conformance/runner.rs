@@ -402,22 +402,7 @@ fn check_annotations_of(
     Ok(())
 }
 
-/// Prometheus' `almost.Equal(a, b, epsilon)`.
-pub(crate) fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
-    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
-        return diff < epsilon * MIN_NORMAL;
-    }
-    diff / abs_sum.min(f64::MAX) < epsilon
-}
+pub(crate) use sightline_promql::almost_equal;
 
 fn assert_sorted(matrix: &[sightline_promql::Series]) -> Result<(), String> {
     for pair in matrix.windows(2) {

@@ -246,31 +246,11 @@ pub(crate) fn parse_duration_ms(text: &str) -> Result<i64, String> {
         let ms = (seconds * 1000.0).round() as i64;
         return Ok(if negative { -ms } else { ms });
     }
-    let mut total: i64 = 0;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("bad duration {text:?}"));
-        }
-        let number: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("bad duration {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit_ms = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(format!("bad duration unit in {text:?}")),
-        };
-        rest = &rest[unit_len..];
-        total += number * unit_ms;
-    }
+    // Units (`1h30m`) read as everywhere else in Sightline.
+    let total = sightline_model::time::parse_duration(body)
+        .map_err(|e| format!("bad duration: {e}"))?
+        .as_millis();
+    let total = i64::try_from(total).map_err(|_| format!("duration {text:?} is too long"))?;
     Ok(if negative { -total } else { total })
 }
 
