@@ -1,5 +1,7 @@
 //! Label sets: the identity of a series.
 
+use std::sync::{Arc, LazyLock};
+
 use crate::{Error, Result};
 
 /// The label that holds the metric name.
@@ -23,12 +25,91 @@ impl Label {
 
 /// A label set sorted by name with unique names: a series' identity. Build one with
 /// [`Labels::from_pairs`] or [`LabelsBuilder`]; both keep the invariant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<Label>);
+///
+/// Immutable and shared: a clone is a reference-count increment, not a copy of the
+/// strings. Query evaluation hands the same series' labels to every step, every
+/// aggregation group and every output sample, so copies must cost nothing. The set
+/// carries its fingerprint, computed once when it is made, so hashing one (every hash
+/// map keyed by label sets) and telling two apart cost one integer each.
+#[derive(Clone)]
+pub struct Labels {
+    fingerprint: u64,
+    pairs: Arc<[Label]>,
+}
+
+/// The one empty set every [`Labels::empty`] shares, so making one never allocates.
+static EMPTY_LABELS: LazyLock<Labels> = LazyLock::new(|| Labels::new_unshared(Vec::new()));
+
+impl Default for Labels {
+    fn default() -> Labels {
+        Labels::empty()
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        self.fingerprint == other.fingerprint
+            && (Arc::ptr_eq(&self.pairs, &other.pairs) || self.pairs == other.pairs)
+    }
+}
+
+impl Eq for Labels {}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    /// By pairs, name then value, as Prometheus orders series.
+    fn cmp(&self, other: &Labels) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.pairs, &other.pairs) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.pairs.cmp(&other.pairs)
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.pairs.iter()).finish()
+    }
+}
 
 impl Labels {
     pub fn empty() -> Labels {
-        Labels(Vec::new())
+        EMPTY_LABELS.clone()
+    }
+
+    fn from_vec(pairs: Vec<Label>) -> Labels {
+        if pairs.is_empty() {
+            return Labels::empty();
+        }
+        Labels::new_unshared(pairs)
+    }
+
+    fn new_unshared(pairs: Vec<Label>) -> Labels {
+        let fingerprint = crate::borrowed::fingerprint_of(
+            pairs.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        );
+        Labels {
+            fingerprint,
+            pairs: Arc::from(pairs),
+        }
+    }
+
+    /// The address of this set's shared storage: equal for a set and its clones, and
+    /// never equal for two sets alive at once that are not clones of each other. A
+    /// cache keyed by it must keep the set alive (or the address may be reused).
+    pub fn identity(&self) -> usize {
+        Arc::as_ptr(&self.pairs).cast::<Label>() as usize
     }
 
     /// Builds a set from pairs in any order; empty values are dropped (Prometheus
@@ -61,21 +142,21 @@ impl Labels {
         if labels[0].name.is_empty() {
             return Err(Error::EmptyLabelName);
         }
-        Ok(Labels(labels))
+        Ok(Labels::from_vec(labels))
     }
 
     /// Trusts that `labels` is sorted by name with unique names and no empty value
     /// (e.g. read back from our own storage). Checked in debug builds.
     pub fn from_sorted_unchecked(labels: Vec<Label>) -> Labels {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
-        Labels(labels)
+        Labels::from_vec(labels)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| self.pairs[i].value.as_str())
     }
 
     /// The metric name, if the set has one.
@@ -84,40 +165,44 @@ impl Labels {
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+        self.pairs.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs.is_empty()
     }
 
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        &self.pairs
     }
 
+    /// The pairs as an owned vector (a copy: the set itself may be shared).
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.pairs.to_vec()
     }
 
     /// A stable 64-bit fingerprint (xxh3 over names and values with separators); safe
     /// to persist.
     pub fn fingerprint(&self) -> u64 {
-        crate::borrowed::fingerprint_of(self.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        self.fingerprint
     }
 
     /// Bytes of name and value text, the figure size limits are set in.
     pub fn text_len(&self) -> usize {
-        self.0.iter().map(|l| l.name.len() + l.value.len()).sum()
+        self.pairs
+            .iter()
+            .map(|l| l.name.len() + l.value.len())
+            .sum()
     }
 
     /// A builder seeded with these labels.
     pub fn to_builder(&self) -> LabelsBuilder {
         LabelsBuilder {
-            labels: self.0.clone(),
+            labels: self.pairs.to_vec(),
         }
     }
 }
@@ -131,7 +216,7 @@ impl std::fmt::Display for Labels {
         }
         f.write_str("{")?;
         let mut first = true;
-        for label in self.0.iter().filter(|l| l.name != METRIC_NAME_LABEL) {
+        for label in self.pairs.iter().filter(|l| l.name != METRIC_NAME_LABEL) {
             if !first {
                 f.write_str(", ")?;
             }
@@ -146,7 +231,7 @@ impl<'a> IntoIterator for &'a Labels {
     type Item = &'a Label;
     type IntoIter = std::slice::Iter<'a, Label>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.pairs.iter()
     }
 }
 
@@ -187,7 +272,7 @@ impl LabelsBuilder {
     pub fn build(&self) -> Labels {
         let mut labels = self.labels.clone();
         labels.sort_by(|a, b| a.name.cmp(&b.name));
-        Labels(labels)
+        Labels::from_vec(labels)
     }
 }
 
@@ -229,5 +314,33 @@ mod tests {
             labels.fingerprint(),
             Labels::from_pairs([("__name__", "up"), ("job", "nodf")]).fingerprint()
         );
+    }
+
+    proptest::proptest! {
+        /// Equality, ordering and hashing agree with the pairs themselves, whether or
+        /// not the two sets share storage.
+        #[test]
+        fn eq_ord_hash_follow_the_pairs(
+            a in proptest::collection::btree_map("[a-c]{1,2}", "[x-z]{0,2}", 0..4),
+            b in proptest::collection::btree_map("[a-c]{1,2}", "[x-z]{0,2}", 0..4),
+        ) {
+            use std::hash::{BuildHasher, RandomState};
+            let left = Labels::from_pairs(a.clone());
+            let right = Labels::from_pairs(b.clone());
+            let pairs = |m: &std::collections::BTreeMap<String, String>| -> Vec<Label> {
+                m.iter().filter(|(_, v)| !v.is_empty()).map(|(n, v)| Label::new(n, v)).collect()
+            };
+            let (pa, pb) = (pairs(&a), pairs(&b));
+            proptest::prop_assert_eq!(left == right, pa == pb);
+            proptest::prop_assert_eq!(left.cmp(&right), pa.cmp(&pb));
+            let state = RandomState::new();
+            if left == right {
+                proptest::prop_assert_eq!(state.hash_one(&left), state.hash_one(&right));
+            }
+            let copy = Labels::from_sorted_unchecked(left.clone().into_vec());
+            proptest::prop_assert_eq!(&copy, &left);
+            proptest::prop_assert_eq!(copy.identity() == left.identity(), left.is_empty());
+            proptest::prop_assert_eq!(left.clone().identity(), left.identity());
+        }
     }
 }
