@@ -9,6 +9,7 @@
 //! ([`Timestamp`]); APIs convert at their edge with the helpers in [`time`].
 
 mod borrowed;
+pub mod id_hash;
 mod labels;
 mod tenant;
 pub mod time;

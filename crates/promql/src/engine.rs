@@ -17,6 +17,7 @@ use promql_parser::parser::{self, Expr};
 use sightline_model::{Labels, METRIC_NAME_LABEL};
 
 use crate::Queryable;
+use crate::memo::InternedMemo;
 use crate::value::{Point, Series, Value, VectorSample};
 use crate::{Error, Millis, Result, StoredSeries};
 
@@ -277,10 +278,12 @@ pub(crate) struct Evaluator<'a> {
     range_call_labels: HashMap<usize, call::RangeCallLabels>,
     /// Points buffer of range functions over matrix selectors, reused across steps.
     range_points: Vec<Point>,
-    /// Set by an aggregation for the call right below it, for one evaluation.
-    grouping_request: Option<call::GroupingRequest>,
-    /// Group labels of a range function's series, per aggregation node above it.
-    range_call_grouped: HashMap<usize, Vec<Labels>>,
+    /// Group labels of each input series, per aggregation node.
+    group_memos: HashMap<usize, InternedMemo>,
+    /// What each binary operator node derives from its inputs' labels.
+    binary_memos: HashMap<usize, binary::BinaryMemo>,
+    /// What each function call node derives from its inputs' labels.
+    function_memos: HashMap<usize, crate::functions::FunctionMemo>,
     warnings: Vec<String>,
     infos: Vec<String>,
 }
@@ -300,8 +303,9 @@ impl<'a> Evaluator<'a> {
             subquery_cache: HashMap::new(),
             range_call_labels: HashMap::new(),
             range_points: Vec::new(),
-            grouping_request: None,
-            range_call_grouped: HashMap::new(),
+            group_memos: HashMap::new(),
+            binary_memos: HashMap::new(),
+            function_memos: HashMap::new(),
             warnings: Vec::new(),
             infos: Vec::new(),
         }

@@ -20,6 +20,7 @@ mod tests;
 use sightline_model::Labels;
 
 use crate::go_format::go_format_float;
+use crate::memo::{InternedMemo, LabelMemo};
 use crate::value::{Point, VectorSample};
 use crate::{Error, Millis, Result};
 
@@ -194,7 +195,27 @@ pub(crate) fn eval_vector_function(
         string_args,
         eval_t,
         &mut Annotations::default(),
+        &mut FunctionMemo::default(),
     )
+}
+
+/// What one function call node derives from its inputs' labels, kept for the whole
+/// query (see [`crate::memo`]).
+#[derive(Debug, Default)]
+pub(crate) struct FunctionMemo {
+    without_name: LabelMemo<Labels>,
+    /// `histogram_quantile`/`histogram_fraction`: each bucket series' labels without
+    /// `le`, interned, and its parsed `le`.
+    pub(super) bucket_groups: InternedMemo,
+    pub(super) bucket_bounds: LabelMemo<Option<f64>>,
+}
+
+impl FunctionMemo {
+    /// [`drop_metric_name`], once per input set.
+    pub(crate) fn drop_metric_name(&mut self, labels: &Labels) -> Labels {
+        self.without_name
+            .get_or_insert_with(labels, drop_metric_name)
+    }
 }
 
 /// [`eval_vector_function`] that also reports Prometheus' annotations (e.g.
@@ -206,24 +227,34 @@ pub(crate) fn eval_vector_function_annotated(
     string_args: &[String],
     eval_t: Millis,
     annotations: &mut Annotations,
+    memo: &mut FunctionMemo,
 ) -> Result<Vec<VectorSample>> {
     let mut output = if let Some(f) = instant::simple_math_function(name) {
-        instant::map_values(input, f)
+        instant::map_values(input, f, memo)
     } else if let Some(field) = instant::CalendarField::from_function_name(name) {
-        instant::map_values(input, |v| field.of(v))
+        instant::map_values(input, |v| field.of(v), memo)
     } else {
         match name {
-            "round" => instant::round(input, scalar_args.first().copied().unwrap_or(1.0)),
+            "round" => instant::round(input, scalar_args.first().copied().unwrap_or(1.0), memo),
             "clamp" => instant::clamp(
                 input,
                 scalar_arg(name, scalar_args, 0)?,
                 scalar_arg(name, scalar_args, 1)?,
+                memo,
             ),
-            "clamp_min" => instant::clamp(input, scalar_arg(name, scalar_args, 0)?, f64::INFINITY),
-            "clamp_max" => {
-                instant::clamp(input, f64::NEG_INFINITY, scalar_arg(name, scalar_args, 0)?)
-            }
-            "timestamp" => instant::timestamp(input),
+            "clamp_min" => instant::clamp(
+                input,
+                scalar_arg(name, scalar_args, 0)?,
+                f64::INFINITY,
+                memo,
+            ),
+            "clamp_max" => instant::clamp(
+                input,
+                f64::NEG_INFINITY,
+                scalar_arg(name, scalar_args, 0)?,
+                memo,
+            ),
+            "timestamp" => instant::timestamp(input, memo),
             "sort" => instant::sort_by_value(input, false),
             "sort_desc" => instant::sort_by_value(input, true),
             "sort_by_label" => instant::sort_by_label(input, string_args, false),
@@ -241,14 +272,18 @@ pub(crate) fn eval_vector_function_annotated(
                 string_arg(name, string_args, 1)?,
                 string_args.get(2..).unwrap_or(&[]),
             )?,
-            "histogram_quantile" => {
-                histogram::histogram_quantile(scalar_arg(name, scalar_args, 0)?, input, annotations)
-            }
+            "histogram_quantile" => histogram::histogram_quantile(
+                scalar_arg(name, scalar_args, 0)?,
+                input,
+                annotations,
+                memo,
+            ),
             "histogram_fraction" => histogram::histogram_fraction(
                 scalar_arg(name, scalar_args, 0)?,
                 scalar_arg(name, scalar_args, 1)?,
                 input,
                 annotations,
+                memo,
             ),
             // These read native histograms only and ignore float samples; without
             // native histograms their result is always empty, as in Prometheus.

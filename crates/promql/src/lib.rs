@@ -13,6 +13,7 @@
 mod engine;
 mod functions;
 mod go_format;
+mod memo;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryResult};

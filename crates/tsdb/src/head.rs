@@ -21,10 +21,10 @@ type Sample = (i64, f64);
 
 use crate::db::RejectReason;
 use crate::head_chunks::HeadChunkFiles;
-use crate::id_hash::IdHashMap;
 use crate::index::LabelIndex;
 use crate::matcher::Matcher;
 use crate::symbols::{SymbolId, SymbolTable};
+use sightline_model::id_hash::IdHashMap;
 
 mod series_data;
 

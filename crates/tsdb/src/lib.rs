@@ -21,7 +21,6 @@ mod encoding;
 pub mod go_regex;
 mod head;
 mod head_chunks;
-mod id_hash;
 mod index;
 mod inflight;
 mod matcher;

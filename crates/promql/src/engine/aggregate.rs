@@ -7,10 +7,10 @@ use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
     T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
 };
-use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use sightline_model::id_hash::IdHashMap;
 use sightline_model::{Labels, METRIC_NAME_LABEL};
 
-use super::call::{GroupingRequest, unwrap_parens};
 use super::{DROP_NAME_MARKER, Evaluator, StepValue};
 use crate::functions::{kahan_inc as kahan_sum_inc, quantile_of as quantile};
 use crate::go_format::go_format_float_fixed;
@@ -29,7 +29,7 @@ fn prometheus_hash(labels: &Labels) -> u64 {
     xxhash_rust::xxh64::xxh64(&bytes, 0)
 }
 
-pub(super) fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => {
@@ -96,36 +96,27 @@ impl Evaluator<'_> {
                 }
             }
         }
-        let groups_only = !matches!(
-            op,
-            T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO | T_COUNT_VALUES
-        );
-        if groups_only
-            && !self.delayed
-            && let Expr::Call(call) = unwrap_parens(&agg.expr)
-        {
-            // Only group labels matter below: see `GroupingRequest`.
-            self.grouping_request = Some(GroupingRequest {
-                call: std::ptr::from_ref(call) as usize,
-                aggregate: std::ptr::from_ref(agg) as usize,
-                modifier: agg.modifier.clone(),
-            });
-        }
-        let input = self.eval_vector(&agg.expr, t);
-        self.grouping_request = None;
-        let input = input?;
+        let input = self.eval_vector(&agg.expr, t)?;
         let modifier = agg.modifier.as_ref();
+        let memo = self
+            .group_memos
+            .entry(std::ptr::from_ref(agg) as usize)
+            .or_default();
+        let groups: Vec<Labels> = input
+            .iter()
+            .map(|sample| memo.get_or_insert_with(&sample.labels, |l| group_labels(l, modifier)))
+            .collect();
         let out = match op {
             T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
                 let param = param_scalar.unwrap_or(f64::NAN);
-                self.select_k(op, &agg.op.to_string(), param, input, modifier)?
+                self.select_k(op, &agg.op.to_string(), param, input, groups)?
             }
             T_COUNT_VALUES => {
                 let label = param_string.unwrap_or_default();
                 if !valid_label_name(&label) {
                     return Err(Error::Execution(format!("invalid label name {label:?}")));
                 }
-                count_values(&label, input, modifier, t)
+                count_values(&label, input, groups, t)
             }
             _ => {
                 if op == T_QUANTILE
@@ -138,7 +129,7 @@ impl Evaluator<'_> {
                         self.add_warning(warning);
                     }
                 }
-                aggregate_values(op, param_scalar.unwrap_or(f64::NAN), input, modifier, t)
+                aggregate_values(op, param_scalar.unwrap_or(f64::NAN), input, groups, t)
             }
         };
         self.check_samples(out.len())?;
@@ -151,7 +142,7 @@ impl Evaluator<'_> {
         name: &str,
         param: f64,
         input: Vec<VectorSample>,
-        modifier: Option<&LabelModifier>,
+        groups: Vec<Labels>,
     ) -> Result<Vec<VectorSample>> {
         if param.is_nan() {
             return Err(Error::Execution(format!(
@@ -175,22 +166,20 @@ impl Evaluator<'_> {
         if op != T_LIMIT_RATIO && k < 1 {
             return Ok(Vec::new());
         }
-        let mut order: Vec<Labels> = Vec::new();
-        let mut groups: HashMap<Labels, Vec<VectorSample>> = HashMap::new();
-        for sample in input {
-            let key = group_labels(&sample.labels, modifier);
-            let group = groups.entry(key.clone()).or_insert_with(|| {
-                order.push(key);
-                Vec::new()
+        // Groups in order of first appearance; group labels are interned, so their
+        // identity tells them apart.
+        let mut slot_of: IdHashMap<usize, usize> = IdHashMap::default();
+        let mut grouped: Vec<Vec<VectorSample>> = Vec::new();
+        for (sample, group) in input.into_iter().zip(&groups) {
+            let slot = *slot_of.entry(group.identity()).or_insert_with(|| {
+                grouped.push(Vec::new());
+                grouped.len() - 1
             });
-            group.push(sample);
+            grouped[slot].push(sample);
         }
         let k = usize::try_from(k).unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        for key in order {
-            let Some(mut samples) = groups.remove(&key) else {
-                continue;
-            };
+        for mut samples in grouped {
             match op {
                 T_TOPK => {
                     samples.sort_by(|a, b| nan_last(b.v, a.v, true));
@@ -232,13 +221,13 @@ fn nan_last(a: f64, b: f64, descending: bool) -> std::cmp::Ordering {
 fn count_values(
     label: &str,
     input: Vec<VectorSample>,
-    modifier: Option<&LabelModifier>,
+    groups: Vec<Labels>,
     t: Millis,
 ) -> Vec<VectorSample> {
     let mut order: Vec<Labels> = Vec::new();
     let mut counts: HashMap<Labels, f64> = HashMap::new();
-    for sample in input {
-        let mut builder = group_labels(&sample.labels, modifier).to_builder();
+    for (sample, group) in input.into_iter().zip(groups) {
+        let mut builder = group.to_builder();
         builder.set(label, go_format_float_fixed(sample.v));
         let key = builder.build();
         let count = counts.entry(key.clone()).or_insert_with(|| {
@@ -260,38 +249,39 @@ fn aggregate_values(
     op: u16,
     param: f64,
     input: Vec<VectorSample>,
-    modifier: Option<&LabelModifier>,
+    group_labels: Vec<Labels>,
     t: Millis,
 ) -> Vec<VectorSample> {
-    let mut order: Vec<Labels> = Vec::new();
-    let mut groups: HashMap<Labels, Group> = HashMap::new();
-    for sample in input {
-        let key = group_labels(&sample.labels, modifier);
+    // Groups in order of first appearance; group labels are interned, so their
+    // identity tells them apart.
+    let mut slot_of: IdHashMap<usize, usize> = IdHashMap::default();
+    let mut groups: Vec<Group> = Vec::new();
+    for (sample, key) in input.into_iter().zip(group_labels) {
         let v = sample.v;
-        let Some(group) = groups.get_mut(&key) else {
+        let Some(group) = slot_of
+            .get(&key.identity())
+            .and_then(|&slot| groups.get_mut(slot))
+        else {
             let value = match op {
                 T_STDDEV | T_STDVAR if v.is_nan() || v.is_infinite() => f64::NAN,
                 T_STDDEV | T_STDVAR => 0.0,
                 T_COUNT | T_GROUP => 1.0,
                 _ => v,
             };
-            order.push(key.clone());
-            groups.insert(
-                key.clone(),
-                Group {
-                    labels: key,
-                    value,
-                    kahan_c: 0.0,
-                    mean: v,
-                    count: 1.0,
-                    incremental_mean: false,
-                    values: if op == T_QUANTILE {
-                        vec![v]
-                    } else {
-                        Vec::new()
-                    },
+            slot_of.insert(key.identity(), groups.len());
+            groups.push(Group {
+                labels: key,
+                value,
+                kahan_c: 0.0,
+                mean: v,
+                count: 1.0,
+                incremental_mean: false,
+                values: if op == T_QUANTILE {
+                    vec![v]
+                } else {
+                    Vec::new()
                 },
-            );
+            });
             continue;
         };
         match op {
@@ -311,11 +301,8 @@ fn aggregate_values(
             _ => {}
         }
     }
-    let mut out = Vec::with_capacity(order.len());
-    for key in order {
-        let Some(mut group) = groups.remove(&key) else {
-            continue;
-        };
+    let mut out = Vec::with_capacity(groups.len());
+    for mut group in groups {
         let v = match op {
             T_SUM => group.value + group.kahan_c,
             T_AVG if group.incremental_mean => group.mean + group.kahan_c,

@@ -16,8 +16,28 @@ use super::{
     DROP_NAME_MARKER, Evaluator, StepValue, check_unique_labelsets, drop_name_or_mark,
     labels_string,
 };
+use crate::memo::{LabelMemo, PairMemo};
 use crate::value::VectorSample;
 use crate::{Error, Millis, Result};
+
+/// What one binary operator node derives from label sets, made once per input set
+/// for the whole query (see [`crate::memo`]).
+#[derive(Debug, Default)]
+pub(super) struct BinaryMemo {
+    /// Matching signature hash per input set (both sides).
+    signatures: LabelMemo<u64>,
+    /// Result labels per (many side, one side) pair of a vector/vector operation.
+    results: PairMemo<Labels>,
+    /// Labels without the metric name, for a vector/scalar operation that drops it.
+    without_name: LabelMemo<Labels>,
+}
+
+impl BinaryMemo {
+    fn signature(&mut self, labels: &Labels, matching: &Matching<'_>) -> u64 {
+        self.signatures
+            .get_or_insert_with(labels, |labels| signature_hash(labels, matching))
+    }
+}
 
 /// How the two sides of a vector/vector operation are matched.
 #[derive(Debug)]
@@ -168,6 +188,11 @@ impl Evaluator<'_> {
         let op = expr.op;
         let lhs = self.eval(&expr.lhs, t)?;
         let rhs = self.eval(&expr.rhs, t)?;
+        let delayed = self.delayed;
+        let memo = self
+            .binary_memos
+            .entry(std::ptr::from_ref(expr) as usize)
+            .or_default();
         match (lhs, rhs) {
             (StepValue::Scalar(l), StepValue::Scalar(r)) => {
                 let (v, keep) = apply(op, l, r)?;
@@ -177,20 +202,20 @@ impl Evaluator<'_> {
                 Ok(StepValue::Scalar(v))
             }
             (StepValue::Vector(l), StepValue::Scalar(r)) => {
-                let out = vector_scalar(op, l, r, false, return_bool, t, self.delayed)?;
+                let out = vector_scalar(op, l, r, false, return_bool, t, delayed, memo)?;
                 Ok(StepValue::Vector(out))
             }
             (StepValue::Scalar(l), StepValue::Vector(r)) => {
-                let out = vector_scalar(op, r, l, true, return_bool, t, self.delayed)?;
+                let out = vector_scalar(op, r, l, true, return_bool, t, delayed, memo)?;
                 Ok(StepValue::Vector(out))
             }
             (StepValue::Vector(l), StepValue::Vector(r)) => {
-                let matching = matching_of(expr, self.delayed);
+                let matching = matching_of(expr, delayed);
                 let out = match op.id() {
-                    T_LAND => vector_filter(l, r, &matching, true),
-                    T_LOR => vector_or(l, r, &matching),
-                    T_LUNLESS => vector_filter(l, r, &matching, false),
-                    _ => vector_vector(op, l, r, &matching, return_bool, t)?,
+                    T_LAND => vector_filter(l, r, &matching, true, memo),
+                    T_LOR => vector_or(l, r, &matching, memo),
+                    T_LUNLESS => vector_filter(l, r, &matching, false, memo),
+                    _ => vector_vector(op, l, r, &matching, return_bool, t, memo)?,
                 };
                 let out: Vec<VectorSample> =
                     out.into_iter().map(|s| VectorSample { t, ..s }).collect();
@@ -206,6 +231,10 @@ impl Evaluator<'_> {
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the operation's parts, each used once; a struct would only rename them"
+)]
 fn vector_scalar(
     op: TokenType,
     vector: Vec<VectorSample>,
@@ -214,6 +243,7 @@ fn vector_scalar(
     return_bool: bool,
     t: Millis,
     delayed: bool,
+    memo: &mut BinaryMemo,
 ) -> Result<Vec<VectorSample>> {
     if op.is_set_operator() {
         return Err(Error::Execution(format!(
@@ -239,7 +269,8 @@ fn vector_scalar(
             continue;
         }
         let labels = if drops_name(op) || return_bool {
-            drop_name_or_mark(&sample.labels, delayed)
+            memo.without_name
+                .get_or_insert_with(&sample.labels, |l| drop_name_or_mark(l, delayed))
         } else {
             sample.labels
         };
@@ -268,13 +299,14 @@ fn vector_filter(
     rhs: Vec<VectorSample>,
     matching: &Matching<'_>,
     keep_matched: bool,
+    memo: &mut BinaryMemo,
 ) -> Vec<VectorSample> {
     let right: HashSet<u64> = rhs
         .iter()
-        .map(|s| signature_hash(&s.labels, matching))
+        .map(|s| memo.signature(&s.labels, matching))
         .collect();
     lhs.into_iter()
-        .filter(|s| right.contains(&signature_hash(&s.labels, matching)) == keep_matched)
+        .filter(|s| right.contains(&memo.signature(&s.labels, matching)) == keep_matched)
         .collect()
 }
 
@@ -282,15 +314,16 @@ fn vector_or(
     lhs: Vec<VectorSample>,
     rhs: Vec<VectorSample>,
     matching: &Matching<'_>,
+    memo: &mut BinaryMemo,
 ) -> Vec<VectorSample> {
     let left: HashSet<u64> = lhs
         .iter()
-        .map(|s| signature_hash(&s.labels, matching))
+        .map(|s| memo.signature(&s.labels, matching))
         .collect();
     let mut out = lhs;
     out.extend(
         rhs.into_iter()
-            .filter(|s| !left.contains(&signature_hash(&s.labels, matching))),
+            .filter(|s| !left.contains(&memo.signature(&s.labels, matching))),
     );
     out
 }
@@ -302,6 +335,7 @@ fn vector_vector(
     matching: &Matching<'_>,
     return_bool: bool,
     t: Millis,
+    memo: &mut BinaryMemo,
 ) -> Result<Vec<VectorSample>> {
     if matches!(matching.card, VectorMatchCardinality::ManyToMany) {
         return Err(Error::Execution(
@@ -315,7 +349,7 @@ fn vector_vector(
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let mut one_by_sig: HashMap<u64, VectorSample> = HashMap::with_capacity(one.len());
     for sample in one {
-        let sig = signature_hash(&sample.labels, matching);
+        let sig = memo.signature(&sample.labels, matching);
         if let Some(duplicate) = one_by_sig.get(&sig) {
             let side = if one_to_many { "left" } else { "right" };
             return Err(Error::Execution(format!(
@@ -331,7 +365,7 @@ fn vector_vector(
     let mut matched: HashMap<u64, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
     for sample in many {
-        let sig = signature_hash(&sample.labels, matching);
+        let sig = memo.signature(&sample.labels, matching);
         let Some(other) = one_by_sig.get(&sig) else {
             continue;
         };
@@ -346,10 +380,16 @@ fn vector_vector(
         } else if !keep {
             continue;
         }
-        let mut labels = result_labels(&sample.labels, &other.labels, op, matching);
-        if return_bool {
-            labels = drop_name_or_mark(&labels, matching.delayed);
-        }
+        let labels = memo
+            .results
+            .get_or_insert_with(&sample.labels, &other.labels, |many, one| {
+                let labels = result_labels(many, one, op, matching);
+                if return_bool {
+                    drop_name_or_mark(&labels, matching.delayed)
+                } else {
+                    labels
+                }
+            });
         if one_to_one {
             if matched.contains_key(&sig) {
                 return Err(Error::Execution(

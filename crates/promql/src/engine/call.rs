@@ -7,10 +7,9 @@ use std::collections::HashSet;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{Call, Expr, LabelModifier, MatrixSelector, VectorSelector};
+use promql_parser::parser::{Call, Expr, MatrixSelector, VectorSelector};
 use sightline_model::{Labels, METRIC_NAME_LABEL, is_stale_nan};
 
-use super::aggregate::group_labels;
 use super::selector::{LIMIT_CHECK_EVERY_SERIES, duration_ms, selector_key};
 use super::{
     DROP_NAME_MARKER, Evaluator, StepValue, check_unique_unless_delayed, drop_name_or_mark,
@@ -37,18 +36,6 @@ pub(super) fn unwrap_parens(mut expr: &Expr) -> &Expr {
     expr
 }
 
-/// What an aggregation asks of the range-function call right below it: labels reduced
-/// to its groups instead of the call's full output labels (it groups by them anyway,
-/// and grouping is idempotent), which are much cheaper to copy at every step.
-#[derive(Debug)]
-pub(crate) struct GroupingRequest {
-    /// Address of the call node it is for.
-    pub(crate) call: usize,
-    /// Address of the aggregation node (key of the grouped labels).
-    pub(crate) aggregate: usize,
-    pub(crate) modifier: Option<LabelModifier>,
-}
-
 /// Output labels of a range function over one matrix selector, made once per query.
 #[derive(Debug)]
 pub(super) struct RangeCallLabels {
@@ -56,6 +43,9 @@ pub(super) struct RangeCallLabels {
     labels: Vec<Labels>,
     /// No two are equal.
     distinct: bool,
+    /// Per stored series, `rate`/`increase`'s info for a name without a counter
+    /// suffix; taken when first given.
+    not_a_counter: Vec<Option<String>>,
 }
 
 /// The info `rate`/`increase` give on a series whose name has no counter suffix.
@@ -151,11 +141,6 @@ fn value_order(a: f64, b: f64, descending: bool) -> Ordering {
 
 impl Evaluator<'_> {
     pub(crate) fn eval_call(&mut self, call: &Call, t: Millis) -> Result<StepValue> {
-        // Taken first, so no other call (e.g. inside an argument) can see it.
-        let grouping = self
-            .grouping_request
-            .take()
-            .filter(|request| request.call == std::ptr::from_ref(call) as usize);
         let name = call.func.name;
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         match name {
@@ -254,7 +239,7 @@ impl Evaluator<'_> {
             .iter()
             .position(|a| a.value_type() == ValueType::Matrix)
         {
-            return self.eval_range_call(name, &args, range_index, t, grouping);
+            return self.eval_range_call(name, &args, range_index, t);
         }
         let mut vector = None;
         let mut scalars = Vec::new();
@@ -286,6 +271,10 @@ impl Evaluator<'_> {
             None => Vec::new(),
         };
         let mut annotations = Annotations::default();
+        let memo = self
+            .function_memos
+            .entry(std::ptr::from_ref(call) as usize)
+            .or_default();
         let out = functions::eval_vector_function_annotated(
             name,
             input,
@@ -293,6 +282,7 @@ impl Evaluator<'_> {
             &strings,
             t,
             &mut annotations,
+            memo,
         )?;
         self.absorb(annotations);
         let renames_metric = matches!(name, "label_replace" | "label_join")
@@ -322,7 +312,6 @@ impl Evaluator<'_> {
         args: &[&Expr],
         range_index: usize,
         t: Millis,
-        grouping: Option<GroupingRequest>,
     ) -> Result<StepValue> {
         let mut scalars = Vec::new();
         for (i, arg) in args.iter().enumerate() {
@@ -341,7 +330,7 @@ impl Evaluator<'_> {
         }
         let keeps_name = functions::range_function_keeps_metric_name(name);
         if let Expr::MatrixSelector(ms) = unwrap_parens(args[range_index]) {
-            return self.eval_range_call_on_selector(name, ms, &scalars, keeps_name, t, grouping);
+            return self.eval_range_call_on_selector(name, ms, &scalars, keeps_name, t);
         }
         let window = self.eval_window(args[range_index], t)?;
         let range_window = RangeWindow {
@@ -394,15 +383,23 @@ impl Evaluator<'_> {
         scalars: &[f64],
         keeps_name: bool,
         t: Millis,
-        grouping: Option<GroupingRequest>,
     ) -> Result<StepValue> {
         let reft = self.ref_time(ms.vs.at.as_ref(), ms.vs.offset.as_ref(), t);
         let range_start = reft.saturating_sub(duration_ms(&ms.range));
         let key = selector_key(&ms.vs);
+        let counter_function = matches!(name, "rate" | "increase");
         if !self.range_call_labels.contains_key(&key) {
             let delayed = self.delayed;
-            let labels: Vec<Labels> = self
-                .selector_data(&ms.vs)?
+            let data = self.selector_data(&ms.vs)?;
+            let not_a_counter = data
+                .iter()
+                .map(|series| {
+                    counter_function
+                        .then(|| not_a_counter_info(&series.labels))
+                        .flatten()
+                })
+                .collect();
+            let labels: Vec<Labels> = data
                 .iter()
                 .map(|series| {
                     if keeps_name {
@@ -413,8 +410,14 @@ impl Evaluator<'_> {
                 })
                 .collect();
             let distinct = labels.iter().collect::<HashSet<_>>().len() == labels.len();
-            self.range_call_labels
-                .insert(key, RangeCallLabels { labels, distinct });
+            self.range_call_labels.insert(
+                key,
+                RangeCallLabels {
+                    labels,
+                    distinct,
+                    not_a_counter,
+                },
+            );
         }
         // Every series' points in the window, back to back (`ends[i]` is where series
         // i's end), so the window's size is checked before any function runs.
@@ -440,46 +443,21 @@ impl Evaluator<'_> {
             ends.push(points.len());
         }
         self.check_samples(points.len())?;
-        // For an aggregation right above: its group labels, when the full labels are
-        // distinct (then no uniqueness check needs them).
-        let grouped_key = grouping
-            .filter(|_| self.range_call_labels.get(&key).is_some_and(|c| c.distinct))
-            .map(|request| {
-                if !self.range_call_grouped.contains_key(&request.aggregate) {
-                    let full = self
-                        .range_call_labels
-                        .get(&key)
-                        .map(|cached| cached.labels.as_slice())
-                        .unwrap_or_default();
-                    let grouped = full
-                        .iter()
-                        .map(|labels| group_labels(labels, request.modifier.as_ref()))
-                        .collect();
-                    self.range_call_grouped.insert(request.aggregate, grouped);
-                }
-                request.aggregate
-            });
-        let data = self.selector_data(&ms.vs)?;
-        let Some(cached) = self.range_call_labels.get(&key) else {
+        let Some(cached) = self.range_call_labels.get_mut(&key) else {
             return Err(Error::Execution(
                 "internal error: range function labels were not made".into(),
             ));
-        };
-        let output_labels = match grouped_key.and_then(|k| self.range_call_grouped.get(&k)) {
-            Some(grouped) => grouped.as_slice(),
-            None => cached.labels.as_slice(),
         };
         let range_window = RangeWindow {
             eval_t: t,
             range_start,
             range_end: reft,
         };
-        let counter_function = matches!(name, "rate" | "increase");
         let mut annotations = Annotations::default();
         let mut infos = Vec::new();
         let mut out = Vec::new();
         let mut start = 0;
-        for ((series, &end), output_labels) in data.iter().zip(&ends).zip(output_labels) {
+        for (index, &end) in ends.iter().enumerate() {
             let series_points = points.get(start..end).unwrap_or_default();
             start = end;
             if series_points.is_empty() {
@@ -495,11 +473,11 @@ impl Evaluator<'_> {
             else {
                 continue;
             };
-            if counter_function && let Some(info) = not_a_counter_info(&series.labels) {
+            if let Some(info) = cached.not_a_counter.get_mut(index).and_then(Option::take) {
                 infos.push(info);
             }
             out.push(VectorSample {
-                labels: output_labels.clone(),
+                labels: cached.labels[index].clone(),
                 t,
                 v,
             });

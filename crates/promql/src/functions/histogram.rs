@@ -1,11 +1,10 @@
 //! `histogram_quantile` over classic (`le`-labelled) bucket series, ported from
 //! Prometheus' `funcHistogramQuantile` and `BucketQuantile` (`promql/quantile.go`).
 
-use std::collections::HashMap;
-
+use sightline_model::id_hash::IdHashMap;
 use sightline_model::{Labels, METRIC_NAME_LABEL};
 
-use super::{Annotations, drop_metric_name};
+use super::{Annotations, FunctionMemo};
 use crate::value::VectorSample;
 
 /// The label holding a classic bucket's upper bound.
@@ -32,11 +31,12 @@ pub(crate) fn histogram_quantile(
     q: f64,
     input: Vec<VectorSample>,
     annotations: &mut Annotations,
+    memo: &mut FunctionMemo,
 ) -> Vec<VectorSample> {
     if q.is_nan() || !(0.0..=1.0).contains(&q) {
         annotations.warn_invalid_quantile(q);
     }
-    let groups = group_classic_buckets(input, annotations);
+    let groups = group_classic_buckets(input, annotations, memo);
     let mut output = Vec::with_capacity(groups.len());
     for (signature, mut buckets) in groups {
         let (value, repairs) = bucket_quantile(q, &mut buckets);
@@ -47,7 +47,7 @@ pub(crate) fn histogram_quantile(
             ));
         }
         output.push(VectorSample {
-            labels: drop_metric_name(&signature),
+            labels: memo.drop_metric_name(&signature),
             t: 0,
             v: value,
         });
@@ -61,11 +61,12 @@ pub(crate) fn histogram_fraction(
     upper: f64,
     input: Vec<VectorSample>,
     annotations: &mut Annotations,
+    memo: &mut FunctionMemo,
 ) -> Vec<VectorSample> {
-    group_classic_buckets(input, annotations)
+    group_classic_buckets(input, annotations, memo)
         .into_iter()
         .map(|(signature, mut buckets)| VectorSample {
-            labels: drop_metric_name(&signature),
+            labels: memo.drop_metric_name(&signature),
             t: 0,
             v: bucket_fraction(lower, upper, &mut buckets),
         })
@@ -78,27 +79,38 @@ pub(crate) fn histogram_fraction(
 fn group_classic_buckets(
     input: Vec<VectorSample>,
     annotations: &mut Annotations,
+    memo: &mut FunctionMemo,
 ) -> Vec<(Labels, Vec<Bucket>)> {
-    let mut group_index: HashMap<Labels, usize> = HashMap::new();
+    // Signatures are interned, so their identity tells groups apart.
+    let mut group_index: IdHashMap<usize, usize> = IdHashMap::default();
     let mut groups: Vec<(Labels, Vec<Bucket>)> = Vec::new();
     for sample in input {
-        let bucket_value = sample.labels.get(BUCKET_LABEL).unwrap_or("");
-        let Some(upper_bound) = parse_go_float(bucket_value) else {
+        let bound = memo
+            .bucket_bounds
+            .get_or_insert_with(&sample.labels, |labels| {
+                parse_go_float(labels.get(BUCKET_LABEL).unwrap_or(""))
+            });
+        let Some(upper_bound) = bound else {
             annotations.warnings.push(format!(
-                "PromQL warning: bucket label {BUCKET_LABEL:?} is missing or has a malformed value of {bucket_value:?} for metric name {:?}",
+                "PromQL warning: bucket label {BUCKET_LABEL:?} is missing or has a malformed value of {:?} for metric name {:?}",
+                sample.labels.get(BUCKET_LABEL).unwrap_or(""),
                 sample.labels.metric_name().unwrap_or("")
             ));
             continue;
         };
-        let signature = sample.labels.to_builder().delete(BUCKET_LABEL).build();
+        let signature = memo
+            .bucket_groups
+            .get_or_insert_with(&sample.labels, |labels| {
+                labels.to_builder().delete(BUCKET_LABEL).build()
+            });
         let bucket = Bucket {
             upper_bound,
             count: sample.v,
         };
-        match group_index.get(&signature) {
+        match group_index.get(&signature.identity()) {
             Some(&index) => groups[index].1.push(bucket),
             None => {
-                group_index.insert(signature.clone(), groups.len());
+                group_index.insert(signature.identity(), groups.len());
                 groups.push((signature, vec![bucket]));
             }
         }

@@ -4,16 +4,20 @@
 
 use std::cmp::Ordering;
 
-use super::drop_metric_name;
+use super::FunctionMemo;
 use crate::value::VectorSample;
 
 /// Applies `f` to every value and drops the metric name (Prometheus 3's default,
 /// without delayed name removal).
-pub(crate) fn map_values(input: Vec<VectorSample>, f: impl Fn(f64) -> f64) -> Vec<VectorSample> {
+pub(crate) fn map_values(
+    input: Vec<VectorSample>,
+    f: impl Fn(f64) -> f64,
+    memo: &mut FunctionMemo,
+) -> Vec<VectorSample> {
     input
         .into_iter()
         .map(|sample| VectorSample {
-            labels: drop_metric_name(&sample.labels),
+            labels: memo.drop_metric_name(&sample.labels),
             t: sample.t,
             v: f(sample.v),
         })
@@ -163,26 +167,35 @@ pub(crate) fn go_min(x: f64, y: f64) -> f64 {
 }
 
 /// `clamp`, `clamp_min` (max = +Inf), `clamp_max` (min = -Inf).
-pub(crate) fn clamp(input: Vec<VectorSample>, min: f64, max: f64) -> Vec<VectorSample> {
+pub(crate) fn clamp(
+    input: Vec<VectorSample>,
+    min: f64,
+    max: f64,
+    memo: &mut FunctionMemo,
+) -> Vec<VectorSample> {
     if max < min {
         return Vec::new();
     }
-    map_values(input, |v| go_max(min, go_min(max, v)))
+    map_values(input, |v| go_max(min, go_min(max, v)), memo)
 }
 
 /// `round(v, to_nearest)`; ties round up.
-pub(crate) fn round(input: Vec<VectorSample>, to_nearest: f64) -> Vec<VectorSample> {
+pub(crate) fn round(
+    input: Vec<VectorSample>,
+    to_nearest: f64,
+    memo: &mut FunctionMemo,
+) -> Vec<VectorSample> {
     // Prometheus inverts first: it causes fewer floating point accuracy issues.
     let inverse = 1.0 / to_nearest;
-    map_values(input, |v| (v * inverse + 0.5).floor() / inverse)
+    map_values(input, |v| (v * inverse + 0.5).floor() / inverse, memo)
 }
 
 /// `timestamp(v)`: the sample's own timestamp in seconds.
-pub(crate) fn timestamp(input: Vec<VectorSample>) -> Vec<VectorSample> {
+pub(crate) fn timestamp(input: Vec<VectorSample>, memo: &mut FunctionMemo) -> Vec<VectorSample> {
     input
         .into_iter()
         .map(|sample| VectorSample {
-            labels: drop_metric_name(&sample.labels),
+            labels: memo.drop_metric_name(&sample.labels),
             t: sample.t,
             v: sample.t as f64 / 1000.0,
         })

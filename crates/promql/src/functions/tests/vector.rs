@@ -442,6 +442,7 @@ fn histogram_quantile_classic() {
         &[],
         0,
         &mut annotations,
+        &mut FunctionMemo::default(),
     )
     .unwrap();
     assert_eq!(annotations.warnings.len(), 1);
@@ -477,6 +478,7 @@ fn histogram_quantile_special_cases() {
         &[],
         0,
         &mut annotations,
+        &mut FunctionMemo::default(),
     )
     .unwrap();
     assert_eq!(out[0].v, 1.);
@@ -495,6 +497,7 @@ fn histogram_quantile_special_cases() {
         &[],
         0,
         &mut annotations,
+        &mut FunctionMemo::default(),
     )
     .unwrap();
     // Counts become 10 10 20 20: rank 15 lies halfway through (2, 3].

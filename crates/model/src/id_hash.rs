@@ -1,15 +1,16 @@
-//! A hasher for the head's in-memory maps keyed by series ids and fingerprints.
+//! A hasher for in-memory maps keyed by integers Sightline makes itself: the head's
+//! series ids and fingerprints, the query engine's label-set identities.
 //!
 //! std's SipHash guards against hash flooding, which costs ~20 ns per lookup on the
-//! ingest hot path. Our keys are either xxh3 fingerprints (already uniform) or ids we
-//! assign ourselves, so nobody outside chooses them: one multiply spreads every bit
-//! into the high bits hashbrown's probing uses. Never persisted.
+//! ingest hot path. Our keys are either xxh3 fingerprints (already uniform) or ids and
+//! addresses we assign ourselves, so nobody outside chooses them: one multiply spreads
+//! every bit into the high bits hashbrown's probing uses. Never persisted.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Hasher for integer keys (u32 series ids, u64 fingerprints).
+/// Hasher for integer keys (u32 series ids, u64 fingerprints, addresses).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -31,13 +32,17 @@ impl Hasher for IdHasher {
     fn write_u64(&mut self, value: u64) {
         self.0 = (self.0 ^ value).wrapping_mul(FIBONACCI);
     }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
 }
 
 /// 2^64 / φ: multiplying by it moves low-bit differences into the high bits.
 const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// `HashMap` with [`IdHasher`].
-pub(crate) type IdHashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub type IdHashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 #[cfg(test)]
 mod tests {
