@@ -83,27 +83,74 @@ pub fn go_format_float_fixed(value: f64) -> String {
 }
 
 /// The shortest decimal digits that read back as `magnitude` (finite, above zero)
-/// and the decimal exponent of the first digit, as Go's `strconv` picks them. Where
-/// two digit strings of that length are equally near the binary value (it lies
-/// exactly halfway), Go takes the even one and Rust's shortest formatting the upper
-/// (`1406667743765118.25` is `…118.2` in Go, `…118.3` in Rust's `{}`), so the length
-/// comes from Rust's shortest form and the digits from its fixed-precision form,
-/// which rounds exactly, half to even.
+/// and the decimal exponent of the first digit, as Go's `strconv` picks them.
+///
+/// Go's shortest formatting is Ryu's algorithm, as is the `ryu` crate's: where two
+/// digit strings of the shortest length are equally near the binary value (it lies
+/// exactly halfway), both take the even one, where Rust's `{}` takes the upper
+/// (`1406667743765118.25` is `…118.2` in Go, `…118.3` in Rust's `{}`). The query API
+/// formats every sample value through here, so it must be cheap.
 fn go_shortest_decimal(magnitude: f64) -> (String, i32) {
-    let shortest = format!("{magnitude:e}");
-    let mantissa = shortest
-        .split_once('e')
-        .map_or(shortest.as_str(), |(m, _)| m);
-    let length = mantissa.chars().filter(char::is_ascii_digit).count().max(1);
-    let exact = format!("{magnitude:.*e}", length - 1);
-    let (mantissa, exponent) = exact.split_once('e').unwrap_or((exact.as_str(), "0"));
-    let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
-    (digits, exponent.parse().unwrap_or(0))
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(magnitude);
+    let (mantissa, power) = match text.split_once('e') {
+        Some((mantissa, power)) => (mantissa, power.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = String::with_capacity(integer.len() + fraction.len());
+    digits.push_str(integer);
+    digits.push_str(fraction);
+    let leading_zeros = digits.bytes().take_while(|b| *b == b'0').count();
+    let significant = digits[leading_zeros..].trim_end_matches('0');
+    if significant.is_empty() {
+        return ("0".to_owned(), 0);
+    }
+    // Both lengths are at most a few dozen characters.
+    let exponent = power + integer.len() as i32 - 1 - leading_zeros as i32;
+    (significant.to_owned(), exponent)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The former implementation, kept as the oracle (exact but slow: two of Rust's
+    /// formattings per value).
+    fn reference_shortest_decimal(magnitude: f64) -> (String, i32) {
+        let shortest = format!("{magnitude:e}");
+        let mantissa = shortest
+            .split_once('e')
+            .map_or(shortest.as_str(), |(m, _)| m);
+        let length = mantissa.chars().filter(char::is_ascii_digit).count().max(1);
+        let exact = format!("{magnitude:.*e}", length - 1);
+        let (mantissa, exponent) = exact.split_once('e').unwrap_or((exact.as_str(), "0"));
+        let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
+        (digits, exponent.parse().unwrap_or(0))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shortest_digits_agree_with_the_exact_reference(bits in proptest::num::u64::ANY) {
+            let value = f64::from_bits(bits).abs();
+            if value.is_finite() && value > 0.0 {
+                proptest::prop_assert_eq!(
+                    go_shortest_decimal(value),
+                    reference_shortest_decimal(value)
+                );
+            }
+        }
+
+        /// Values as counters and gauges hold them: integers and short decimals.
+        #[test]
+        fn shortest_digits_of_everyday_values(mantissa in 1i64..1_000_000_000_000, scale in 0i32..20) {
+            let value = mantissa as f64 / 10f64.powi(scale);
+            proptest::prop_assert_eq!(
+                go_shortest_decimal(value),
+                reference_shortest_decimal(value)
+            );
+        }
+    }
 
     #[test]
     fn go_float_formatting() {
