@@ -1,20 +1,18 @@
 //! [`TenantQueryable`]: one tenant's metrics store as the PromQL engine sees it.
 //!
-//! The engine speaks milliseconds, the store nanoseconds: the conversion happens here
-//! and nowhere else. A tenant that never wrote is an empty store, not an error. The
-//! per-query limits that must hold *before* data is read are checked here, since the
-//! engine loads every selector's data before evaluating: the query's deadline, the
-//! series it selects (`query.max_series`, checked from labels alone, before any
-//! sample is read) and the samples it loads (`query.max_samples`, checked slice by
-//! slice of time, so memory stays near the limit whatever the query asks for).
+//! The engine and the store both speak milliseconds here ([`Db::plan_select`]). A
+//! tenant that never wrote is an empty store, not an error. The per-query limits that
+//! must hold *before* data is read are checked here, since the engine loads every
+//! selector's data before evaluating: the query's deadline, the series it selects
+//! (`query.max_series`, from the store's plan, before any sample is read) and the
+//! samples it loads (`query.max_samples`: from chunk metadata before decoding, then
+//! series by series while decoding, so memory stays near the limit whatever the query
+//! asks for).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use sightline_model::Labels;
-use sightline_model::time::{NANOS_PER_MILLI, to_millis};
 use sightline_promql::{Error, Matcher, Millis, Queryable, Result, StoredSeries};
 use sightline_tsdb::Db;
 
@@ -86,15 +84,6 @@ impl TenantQueryable {
     }
 }
 
-/// `[mint, maxt]` in milliseconds as the store's inclusive nanosecond range.
-fn nanos_range(mint: Millis, maxt: Millis) -> (i64, i64) {
-    (
-        mint.saturating_mul(NANOS_PER_MILLI),
-        maxt.saturating_mul(NANOS_PER_MILLI)
-            .saturating_add(NANOS_PER_MILLI - 1),
-    )
-}
-
 impl Queryable for TenantQueryable {
     fn select(
         &self,
@@ -106,104 +95,50 @@ impl Queryable for TenantQueryable {
         let Some(db) = &self.db else {
             return Ok(Vec::new());
         };
-        let (mint_ns, maxt_ns) = nanos_range(mint, maxt);
+        let selection = db.plan_select(matchers, mint, maxt);
         let max_series = self.limits.max_series;
-        let series = db
-            .series(matchers, mint_ns, maxt_ns)
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        Self::count_against(&self.selected_series, series.len(), max_series, |n| {
-            format!(
-                "query would select at least {} series; limit is {} (query.max_series)",
-                thousands(n),
-                thousands(max_series)
-            )
-        })?;
-        drop(series);
-        self.select_in_slices(db, matchers, mint, maxt)
-    }
-}
-
-impl TenantQueryable {
-    /// Reads `[mint, maxt]` in consecutive time slices, counting every slice's samples
-    /// against `query.max_samples` before reading the next, so a query over more data
-    /// than the limit fails after reading about the limit, not all of it. The first
-    /// slice is short; the next ones are sized from the sample rate seen so far to
-    /// fit in half of what the budget has left (one slice when the data is sparse).
-    fn select_in_slices(
-        &self,
-        db: &Db,
-        matchers: &[Matcher],
-        mint: Millis,
-        maxt: Millis,
-    ) -> Result<Vec<StoredSeries>> {
-        let max_samples = self.limits.max_samples;
-        let mut by_labels: BTreeMap<Labels, Vec<(Millis, f64)>> = BTreeMap::new();
-        let mut slice_start = mint;
-        let mut slice_length = FIRST_SLICE_MILLIS;
-        let (mut read_millis, mut read_samples) = (0i64, 0usize);
-        while slice_start <= maxt {
-            self.check_deadline()?;
-            let slice_end = slice_start
-                .saturating_add(slice_length.saturating_sub(1))
-                .min(maxt);
-            let (start_ns, end_ns) = nanos_range(slice_start, slice_end);
-            let part = db
-                .select(matchers, start_ns, end_ns)
-                .map_err(|e| Error::Storage(e.to_string()))?;
-            let samples: usize = part.iter().map(|series| series.samples.len()).sum();
-            Self::count_against(&self.loaded_samples, samples, max_samples, |_| {
+        Self::count_against(
+            &self.selected_series,
+            selection.num_series(),
+            max_series,
+            |n| {
                 format!(
-                    "query processing would load too many samples into memory in query \
-                     execution; limit is {} (query.max_samples)",
-                    thousands(max_samples)
+                    "query would select at least {} series; limit is {} (query.max_series)",
+                    thousands(n),
+                    thousands(max_series)
                 )
-            })?;
-            for series in part {
-                let points = series
-                    .samples
-                    .iter()
-                    .map(|sample| (to_millis(sample.timestamp), sample.value));
-                match by_labels.get_mut(&series.labels) {
-                    Some(existing) => existing.extend(points),
-                    None => {
-                        by_labels.insert(series.labels, points.collect());
-                    }
-                }
+            },
+        )?;
+        self.check_deadline()?;
+        let max_samples = self.limits.max_samples;
+        let samples_message = || {
+            format!(
+                "query processing would load too many samples into memory in query \
+                 execution; limit is {} (query.max_samples)",
+                thousands(max_samples)
+            )
+        };
+        let budget_left = max_samples.saturating_sub(self.loaded_samples.load(Ordering::Relaxed));
+        let loaded = match selection.load(budget_left) {
+            Ok(loaded) => loaded,
+            Err(sightline_tsdb::Error::SampleLimit { loaded, .. }) => {
+                self.loaded_samples.fetch_add(loaded, Ordering::Relaxed);
+                return Err(Error::Limit(samples_message()));
             }
-            read_millis = read_millis.saturating_add(slice_end.saturating_sub(slice_start) + 1);
-            read_samples += samples;
-            let Some(next_start) = slice_end.checked_add(1) else {
-                break;
-            };
-            slice_start = next_start;
-            let budget_left =
-                max_samples.saturating_sub(self.loaded_samples.load(Ordering::Relaxed));
-            slice_length = next_slice_millis(read_samples, read_millis, budget_left);
-        }
-        Ok(by_labels
+            Err(error) => return Err(Error::Storage(error.to_string())),
+        };
+        let samples: usize = loaded.iter().map(|series| series.samples.len()).sum();
+        // Concurrent selects of one query share the budget: recheck the total.
+        Self::count_against(&self.loaded_samples, samples, max_samples, |_| {
+            samples_message()
+        })?;
+        Ok(loaded
             .into_iter()
-            .map(|(labels, samples)| StoredSeries { labels, samples })
+            .map(|series| StoredSeries {
+                labels: series.labels,
+                samples: series.samples,
+            })
             .collect())
-    }
-}
-
-/// Length of the first slice a selector reads: long enough for an instant query's
-/// lookback in one read, short enough to learn the sample rate cheaply.
-const FIRST_SLICE_MILLIS: Millis = 15 * 60 * 1000;
-
-/// How long the next slice may be so that, at the rate seen so far (`samples` in
-/// `millis`), it loads at most half of `budget_left`; unbounded when nothing was seen.
-fn next_slice_millis(samples: usize, millis: Millis, budget_left: usize) -> Millis {
-    if samples == 0 {
-        return Millis::MAX;
-    }
-    let per_milli = samples as f64 / millis.max(1) as f64;
-    let length = (budget_left as f64 / 2.0) / per_milli;
-    // At least 1s, so a budget nearly spent ends in a few reads (and an error).
-    if length >= Millis::MAX as f64 {
-        Millis::MAX
-    } else {
-        (length as Millis).max(1_000)
     }
 }
 
@@ -222,6 +157,7 @@ pub(crate) fn thousands(n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sightline_model::time::NANOS_PER_MILLI;
     use sightline_model::{Labels, Sample, TimeSeries, WriteRequest};
     use sightline_promql::MatchOp;
 
@@ -293,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn long_ranges_are_read_in_slices_and_stop_near_the_sample_limit() {
+    fn long_ranges_are_read_once_and_stop_near_the_sample_limit() {
         let base = sightline_model::time::to_millis(sightline_model::time::now()) - 3_600_000;
         // One sample a second for an hour, in two series.
         let times: Vec<i64> = (0..3_600).map(|i| base + i * 1_000).collect();
@@ -304,19 +240,22 @@ mod tests {
         let expected: Vec<(i64, f64)> = times.iter().map(|t| (*t, 1.0)).collect();
         assert_eq!(found[0].samples, expected);
         assert_eq!(found[1].samples, expected);
-        // 7,200 samples against a limit of 2,500: the first 15-minute slice reads
-        // 1,800, each next one half of what is left, and reading stops just past it.
-        let store = TenantQueryable::new(Some(db), limits(10, 2_500));
+        assert_eq!(store.loaded_samples.load(Ordering::Relaxed), 7_200);
+        // 7,200 samples against a limit of 2,500: chunk metadata shows it before
+        // anything is decoded.
+        let store = TenantQueryable::new(Some(Arc::clone(&db)), limits(10, 2_500));
         let error = store.select(&up(), base, base + 3_600_000).unwrap_err();
         assert!(error.to_string().contains("(query.max_samples)"), "{error}");
         assert!(store.loaded_samples.load(Ordering::Relaxed) < 3_000);
-    }
-
-    #[test]
-    fn slices_grow_to_fit_the_budget() {
-        assert_eq!(next_slice_millis(0, 1_000, 10), Millis::MAX);
-        assert_eq!(next_slice_millis(10, 1_000, 1_000), 50_000);
-        assert_eq!(next_slice_millis(10, 1_000, 0), 1_000);
+        // A window cutting through chunks (120 samples each) is only known exactly
+        // once decoded: 100 samples per series against a limit of 150 stop after
+        // the second series, holding about the limit.
+        let store = TenantQueryable::new(Some(db), limits(10, 150));
+        let error = store
+            .select(&up(), base + 60_000, base + 159_000)
+            .unwrap_err();
+        assert!(error.to_string().contains("(query.max_samples)"), "{error}");
+        assert_eq!(store.loaded_samples.load(Ordering::Relaxed), 200);
     }
 
     #[test]

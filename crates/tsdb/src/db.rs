@@ -257,7 +257,7 @@ pub struct Db {
 }
 
 /// Lowest ms timestamp `t` with `t * 1e6 >= ns`.
-fn ceil_millis(ns: Timestamp) -> i64 {
+pub(crate) fn ceil_millis(ns: Timestamp) -> i64 {
     let floor = to_millis(ns);
     if from_millis(floor) < ns {
         floor.saturating_add(1)
@@ -497,96 +497,17 @@ impl Db {
         self.blocks.read().clone()
     }
 
-    fn overlapping_blocks(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
+    pub(crate) fn overlapping_blocks(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
         self.blocks_snapshot()
             .into_iter()
             .filter(|b| b.meta().max_time >= mint && b.meta().min_time <= maxt)
             .collect()
     }
 
-    fn head_overlaps(&self, mint: i64, maxt: i64) -> bool {
+    pub(crate) fn head_overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.head
             .time_range()
             .is_some_and(|(min, max)| max >= mint && min <= maxt)
-    }
-
-    /// Series matching all matchers with their samples in `[mint, maxt]` (inclusive),
-    /// sorted by labels. Empty series are omitted.
-    pub fn select(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<SeriesSamples>> {
-        let (mint, maxt) = (ceil_millis(mint), to_millis(maxt));
-        if mint > maxt {
-            return Ok(Vec::new());
-        }
-        let mut by_labels: BTreeMap<Labels, Vec<Vec<(i64, f64)>>> = BTreeMap::new();
-        for block in self.overlapping_blocks(mint, maxt) {
-            for id in &block.index().select(matchers) {
-                let Some((min, max)) = block.series_time_range(id) else {
-                    continue;
-                };
-                if max < mint || min > maxt {
-                    continue;
-                }
-                let samples: Vec<(i64, f64)> = block
-                    .samples(id)?
-                    .into_iter()
-                    .filter(|s| s.0 >= mint && s.0 <= maxt)
-                    .collect();
-                if !samples.is_empty() {
-                    by_labels.entry(block.labels(id)).or_default().push(samples);
-                }
-            }
-        }
-        if self.head_overlaps(mint, maxt) {
-            for (labels, samples) in self.head.select(matchers, mint, maxt)? {
-                by_labels.entry(labels).or_default().push(samples);
-            }
-        }
-        Ok(by_labels
-            .into_iter()
-            .map(|(labels, parts)| SeriesSamples {
-                labels,
-                samples: merge_parts(parts)
-                    .into_iter()
-                    .map(|(t, v)| Sample {
-                        timestamp: from_millis(t),
-                        value: v,
-                    })
-                    .collect(),
-            })
-            .collect())
-    }
-
-    /// Label sets of series matching all matchers that have samples in `[mint, maxt]`.
-    pub fn series(
-        &self,
-        matchers: &[Matcher],
-        mint: Timestamp,
-        maxt: Timestamp,
-    ) -> Result<Vec<Labels>> {
-        let (mint, maxt) = (ceil_millis(mint), to_millis(maxt));
-        let mut out = BTreeSet::new();
-        if mint > maxt {
-            return Ok(Vec::new());
-        }
-        for block in self.overlapping_blocks(mint, maxt) {
-            for id in &block.index().select(matchers) {
-                if block
-                    .series_time_range(id)
-                    .is_some_and(|(min, max)| max >= mint && min <= maxt)
-                {
-                    out.insert(block.labels(id));
-                }
-            }
-        }
-        if self.head_overlaps(mint, maxt) {
-            out.extend(self.head.series(matchers, mint, maxt));
-        }
-        Ok(out.into_iter().collect())
     }
 
     /// Sorted label names of matching series (all series for no matchers).

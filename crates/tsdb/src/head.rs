@@ -17,8 +17,6 @@ use sightline_model::{Label, LabelSet, Labels};
 use crate::Result;
 
 /// One sample: time (ms) and value.
-type Sample = (i64, f64);
-
 use crate::db::RejectReason;
 use crate::head_chunks::HeadChunkFiles;
 use crate::index::LabelIndex;
@@ -446,36 +444,8 @@ impl Head {
         self.inner.read().series.len()
     }
 
-    /// Matching series with their samples in `[mint, maxt]` (ms); empty ones omitted.
-    pub(crate) fn select(
-        &self,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<(Labels, Vec<Sample>)>> {
-        let mut selected = Vec::new();
-        for (labels, series) in self.matching(matchers) {
-            let samples = series
-                .data
-                .lock()
-                .samples_in(mint, maxt, &self.chunk_files)?;
-            if !samples.is_empty() {
-                selected.push((labels, samples));
-            }
-        }
-        Ok(selected)
-    }
-
-    /// Label sets of matching series with samples in `[mint, maxt]`.
-    pub(crate) fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
-        self.matching(matchers)
-            .into_iter()
-            .filter(|(_, series)| series.data.lock().has_samples_in(mint, maxt))
-            .map(|(labels, _)| labels)
-            .collect()
-    }
-
-    fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
+    /// Matching series with their label sets, in no particular order.
+    pub(crate) fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
         let inner = self.inner.read();
         let ids = inner.index.select(matchers);
         ids.iter()
@@ -537,6 +507,17 @@ impl Head {
         maxt: i64,
     ) -> Result<Vec<(i64, f64)>> {
         series.data.lock().samples_in(mint, maxt, &self.chunk_files)
+    }
+
+    /// Whether `series` has samples in `[mint, maxt]` (from chunk time ranges).
+    pub(crate) fn series_has_samples_in(&self, series: &MemSeries, mint: i64, maxt: i64) -> bool {
+        series.data.lock().has_samples_in(mint, maxt)
+    }
+
+    /// Samples of `series` that are surely in `[mint, maxt]`, counted without decoding
+    /// (a lower bound, for query limits).
+    pub(crate) fn series_samples_surely_in(&self, series: &MemSeries, mint: i64, maxt: i64) -> u64 {
+        series.data.lock().samples_surely_in(mint, maxt)
     }
 
     /// Ids and label sets of all series, ascending by id, in batches (WAL snapshot).

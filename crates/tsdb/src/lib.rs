@@ -26,6 +26,7 @@ mod inflight;
 mod matcher;
 mod metadata;
 mod replay;
+mod select;
 mod series_codec;
 mod symbols;
 mod wal_records;
@@ -35,6 +36,7 @@ mod tests;
 
 pub use db::{AppendReport, Db, DbOptions, DbStats, RejectReason, Rejection, SeriesSamples};
 pub use matcher::{MatchOp, Matcher};
+pub use select::{Selection, SeriesMillis};
 
 /// Errors of the metrics store.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,10 @@ pub enum Error {
     /// Stored data (a block, a chunk, a WAL record) failed a check.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A select would load more samples than its caller allows; `loaded` were
+    /// decoded (and dropped) before that was known.
+    #[error("select would load more than {limit} samples")]
+    SampleLimit { limit: usize, loaded: usize },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The write-ahead log failed.

@@ -2,7 +2,9 @@
 //! (delta-of-delta zigzag varints) and a value stream (decimal integers with
 //! delta-of-delta when every value of the series is an exact decimal, XOR otherwise).
 //! Streams of many series are grouped and zstd-compressed by the block writer; zero
-//! deltas of regular scrapes then cost almost nothing.
+//! deltas of regular scrapes then cost almost nothing. Since block format 2 a stream
+//! holds one chunk of a series, and a chunk's first timestamp is written relative to
+//! the chunk's `min_time` from the block index (its `base`; 0 in format 1).
 
 use crate::encoding::{Reader, put_uvarint, put_varint, zigzag};
 use crate::{Error, Result};
@@ -23,8 +25,9 @@ fn uvarint_len(value: u64) -> usize {
 }
 
 /// Delta (order 1) or delta-of-delta (order 2) of `ints`, as zigzag varints after the
-/// first value; the cheaper order is chosen per stream and written first.
-fn encode_ints(ints: &[i64], out: &mut Vec<u8>) {
+/// first value (written as its difference from `base`); the cheaper order is chosen
+/// per stream and written first.
+fn encode_ints(ints: &[i64], base: i64, out: &mut Vec<u8>) {
     let mut cost = [0usize; 2];
     let mut previous_delta = 0i64;
     for pair in ints.windows(2) {
@@ -39,7 +42,7 @@ fn encode_ints(ints: &[i64], out: &mut Vec<u8>) {
     let mut previous_delta = 0i64;
     for (i, &value) in ints.iter().enumerate() {
         if i == 0 {
-            put_varint(out, value);
+            put_varint(out, value.wrapping_sub(base));
         } else {
             let delta = value.wrapping_sub(previous);
             match order {
@@ -52,10 +55,13 @@ fn encode_ints(ints: &[i64], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_ints(reader: &mut Reader<'_>, count: usize) -> Result<Vec<i64>> {
-    let mut out = Vec::with_capacity(count.min(reader.remaining()));
+/// Appends `count` integers of an `ints` stream to `out` (cleared first).
+fn decode_ints(reader: &mut Reader<'_>, count: usize, base: i64, out: &mut Vec<i64>) -> Result<()> {
+    out.clear();
+    // Every integer takes at least one byte: a corrupt count cannot over-allocate.
+    out.reserve(count.min(reader.remaining()));
     if count == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let order = reader.u8()?;
     if order != 1 && order != 2 {
@@ -67,7 +73,7 @@ fn decode_ints(reader: &mut Reader<'_>, count: usize) -> Result<Vec<i64>> {
     let mut previous_delta = 0i64;
     for i in 0..count {
         let value = match i {
-            0 => reader.varint()?,
+            0 => base.wrapping_add(reader.varint()?),
             _ => {
                 let delta = match order {
                     1 => reader.varint()?,
@@ -80,19 +86,21 @@ fn decode_ints(reader: &mut Reader<'_>, count: usize) -> Result<Vec<i64>> {
         out.push(value);
         previous = value;
     }
-    Ok(out)
+    Ok(())
 }
 
-pub(crate) fn encode_timestamps(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+/// Timestamp stream of `samples`, the first written relative to `base`.
+pub(crate) fn encode_timestamps(samples: &[(i64, f64)], base: i64, out: &mut Vec<u8>) {
     put_uvarint(out, samples.len() as u64);
     let times: Vec<i64> = samples.iter().map(|s| s.0).collect();
-    encode_ints(&times, out);
+    encode_ints(&times, base, out);
 }
 
-pub(crate) fn decode_timestamps(bytes: &[u8]) -> Result<Vec<i64>> {
+/// Decodes a timestamp stream into `out` (cleared first).
+pub(crate) fn decode_timestamps(bytes: &[u8], base: i64, out: &mut Vec<i64>) -> Result<()> {
     let mut reader = Reader::new(bytes, "block timestamps");
     let count = reader.len(MAX_SAMPLES_PER_SERIES.min(bytes.len()))?;
-    decode_ints(&mut reader, count)
+    decode_ints(&mut reader, count, base, out)
 }
 
 /// The smallest exponent `k` with every value exactly `m / 10^k` for an integer `m`.
@@ -159,7 +167,7 @@ pub(crate) fn encode_values(samples: &[(i64, f64)], out: &mut Vec<u8>) {
                     previous
                 })
                 .collect();
-            encode_ints(&ints, out);
+            encode_ints(&ints, 0, out);
         }
         None => {
             out.push(VALUES_XOR);
@@ -179,11 +187,20 @@ pub(crate) fn encode_values(samples: &[(i64, f64)], out: &mut Vec<u8>) {
     }
 }
 
-pub(crate) fn decode_values(bytes: &[u8], count: usize) -> Result<Vec<f64>> {
+/// Decodes `count` values into `out` (cleared first); `ints` is scratch space.
+pub(crate) fn decode_values(
+    bytes: &[u8],
+    count: usize,
+    ints: &mut Vec<i64>,
+    out: &mut Vec<f64>,
+) -> Result<()> {
     let mut reader = Reader::new(bytes, "block values");
-    let mut out = Vec::with_capacity(count.min(bytes.len().saturating_mul(8)));
+    out.clear();
+    // Every value takes at least one byte of the stream: a corrupt count cannot
+    // over-allocate.
+    out.reserve(count.min(bytes.len()));
     if count == 0 {
-        return Ok(out);
+        return Ok(());
     }
     match reader.u8()? {
         VALUES_DECIMAL => {
@@ -201,9 +218,8 @@ pub(crate) fn decode_values(bytes: &[u8], count: usize) -> Result<Vec<f64>> {
                 exceptions.push((index, f64::from_bits(reader.u64_le()?)));
             }
             let scale = 10f64.powi(i32::from(k));
-            for m in decode_ints(&mut reader, count)? {
-                out.push(m as f64 / scale);
-            }
+            decode_ints(&mut reader, count, 0, ints)?;
+            out.extend(ints.iter().map(|&m| m as f64 / scale));
             for (index, value) in exceptions {
                 match out.get_mut(index) {
                     Some(slot) => *slot = value,
@@ -233,7 +249,47 @@ pub(crate) fn decode_values(bytes: &[u8], count: usize) -> Result<Vec<f64>> {
             )));
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Reusable buffers for decoding chunks (one decode allocates nothing once warm).
+#[derive(Debug, Default)]
+pub(crate) struct ChunkDecoder {
+    times: Vec<i64>,
+    ints: Vec<i64>,
+    values: Vec<f64>,
+}
+
+impl ChunkDecoder {
+    /// Decodes one chunk of `count` samples and appends those in `[mint, maxt]` to
+    /// `out`. A stream whose count disagrees with `count` is [`Error::Corrupt`].
+    pub(crate) fn decode_into(
+        &mut self,
+        ts_bytes: &[u8],
+        value_bytes: &[u8],
+        base: i64,
+        count: usize,
+        (mint, maxt): (i64, i64),
+        out: &mut Vec<(i64, f64)>,
+    ) -> Result<()> {
+        decode_timestamps(ts_bytes, base, &mut self.times)?;
+        if self.times.len() != count {
+            return Err(Error::Corrupt("block chunk: sample count".into()));
+        }
+        decode_values(value_bytes, count, &mut self.ints, &mut self.values)?;
+        if self.values.len() != count {
+            return Err(Error::Corrupt("block chunk: value count".into()));
+        }
+        let start = self.times.partition_point(|&t| t < mint);
+        let end = self.times.partition_point(|&t| t <= maxt).max(start);
+        out.extend(
+            self.times[start..end]
+                .iter()
+                .copied()
+                .zip(self.values[start..end].iter().copied()),
+        );
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -244,10 +300,12 @@ mod tests {
     fn round_trip(samples: &[(i64, f64)]) {
         let mut ts = Vec::new();
         let mut vs = Vec::new();
-        encode_timestamps(samples, &mut ts);
+        let base = samples.first().map_or(0, |s| s.0);
+        encode_timestamps(samples, base, &mut ts);
         encode_values(samples, &mut vs);
-        let times = decode_timestamps(&ts).unwrap();
-        let values = decode_values(&vs, times.len()).unwrap();
+        let (mut times, mut ints, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        decode_timestamps(&ts, base, &mut times).unwrap();
+        decode_values(&vs, times.len(), &mut ints, &mut values).unwrap();
         assert_eq!(times.len(), samples.len());
         for (i, &(t, v)) in samples.iter().enumerate() {
             assert_eq!(times[i], t);
@@ -284,8 +342,10 @@ mod tests {
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), count in 0usize..100) {
-            let _ = decode_timestamps(&bytes);
-            let _ = decode_values(&bytes, count);
+            let (mut times, mut ints, mut values) = (Vec::new(), Vec::new(), Vec::new());
+            let _ = decode_timestamps(&bytes, 0, &mut times);
+            let _ = decode_values(&bytes, count, &mut ints, &mut values);
+            let _ = ChunkDecoder::default().decode_into(&bytes, &bytes, 7, count, (0, 100), &mut Vec::new());
         }
     }
 }

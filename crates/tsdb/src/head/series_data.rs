@@ -279,6 +279,27 @@ impl SeriesData {
                 .any(|s| s.0 >= mint && s.0 <= maxt)
     }
 
+    /// Samples in chunks lying entirely in `[mint, maxt]` plus out-of-order ones in
+    /// it: a lower bound of what [`SeriesData::samples_in`] returns, without decoding.
+    pub(crate) fn samples_surely_in(&self, mint: i64, maxt: i64) -> u64 {
+        let inside = |min: i64, max: i64| min >= mint && max <= maxt;
+        let closed: u64 = self
+            .closed
+            .iter()
+            .filter(|c| inside(c.min_time, c.max_time))
+            .map(|c| u64::from(c.num_samples))
+            .sum();
+        let open = self
+            .open
+            .as_ref()
+            .filter(|c| inside(c.min_time(), c.max_time()))
+            .map_or(0, |c| c.num_samples() as u64);
+        let out_of_order = self.out_of_order();
+        let end = out_of_order.partition_point(|s| s.0 <= maxt);
+        let start = out_of_order.partition_point(|s| s.0 < mint).min(end);
+        closed + open + (end - start) as u64
+    }
+
     /// Drops everything before `boundary` (persisted in a block), releasing dropped
     /// chunks' space in the head chunk files.
     pub(crate) fn truncate_before(&mut self, boundary: i64, files: &HeadChunkFiles) {

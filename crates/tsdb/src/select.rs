@@ -1,0 +1,308 @@
+//! The read path: [`Db::plan_select`] resolves matchers to the series of every
+//! overlapping block and of the head, from indexes and chunk metadata only, merged by
+//! label set; the caller checks its limits on the plan ([`Selection::num_series`],
+//! [`Selection::samples_surely_in`]) and then [`Selection::load`]s the samples,
+//! decoding only the chunks that overlap the window.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use sightline_model::time::{from_millis, to_millis};
+use sightline_model::{Labels, Sample, Timestamp};
+
+use crate::block::Block;
+use crate::db::{Db, SeriesSamples, ceil_millis};
+use crate::head::MemSeries;
+use crate::matcher::Matcher;
+use crate::series_codec::ChunkDecoder;
+use crate::{Error, Result};
+
+/// One series and its samples (milliseconds, ascending, unique timestamps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesMillis {
+    pub labels: Labels,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// Where one part of a series' samples lives.
+#[derive(Debug)]
+enum Part {
+    /// Series `id` of `blocks[block]`.
+    Block {
+        block: u32,
+        id: u32,
+    },
+    Head(Arc<MemSeries>),
+}
+
+#[derive(Debug)]
+struct PlannedSeries {
+    labels: Labels,
+    /// Its parts in `Selection::parts`, in source order (blocks by time, then head).
+    parts: std::ops::Range<usize>,
+}
+
+/// The series a select will read and where their samples are; nothing decoded yet.
+#[derive(Debug)]
+pub struct Selection<'a> {
+    db: &'a Db,
+    mint: i64,
+    maxt: i64,
+    blocks: Vec<Arc<Block>>,
+    parts: Vec<Part>,
+    /// Sorted by label set, unique.
+    series: Vec<PlannedSeries>,
+}
+
+/// A candidate part while planning: a block series, or an entry of the head list.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    source: u32,
+    id: u32,
+}
+
+const HEAD_SOURCE: u32 = u32::MAX;
+
+impl Db {
+    /// Plans reading the series matching all `matchers` with samples in
+    /// `[mint, maxt]` (milliseconds, inclusive): indexes and chunk time ranges only.
+    pub fn plan_select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Selection<'_> {
+        let mut selection = Selection {
+            db: self,
+            mint,
+            maxt,
+            blocks: Vec::new(),
+            parts: Vec::new(),
+            series: Vec::new(),
+        };
+        if mint > maxt {
+            return selection;
+        }
+        let mut candidates = Vec::new();
+        for block in self.overlapping_blocks(mint, maxt) {
+            let source = selection.blocks.len() as u32;
+            let before = candidates.len();
+            for id in &block.index().select(matchers) {
+                if block.has_chunks_in(id, mint, maxt) {
+                    candidates.push(Candidate { source, id });
+                }
+            }
+            if candidates.len() > before {
+                selection.blocks.push(block);
+            }
+        }
+        let mut head_series: Vec<(Labels, Arc<MemSeries>)> = Vec::new();
+        if self.head_overlaps(mint, maxt) {
+            head_series = self.head.matching(matchers);
+            head_series.retain(|(_, series)| self.head.series_has_samples_in(series, mint, maxt));
+            candidates.extend((0..head_series.len() as u32).map(|id| Candidate {
+                source: HEAD_SOURCE,
+                id,
+            }));
+        }
+        // Stable: equal label sets keep source order, so the first source wins when
+        // parts overlap. Each block's ids are already in label order.
+        let compare = |a: &Candidate, b: &Candidate| -> Ordering {
+            if a.source == b.source && a.source != HEAD_SOURCE {
+                return a.id.cmp(&b.id);
+            }
+            let blocks = &selection.blocks;
+            match (a.source, b.source) {
+                (HEAD_SOURCE, HEAD_SOURCE) => head_series[a.id as usize]
+                    .0
+                    .cmp(&head_series[b.id as usize].0),
+                (HEAD_SOURCE, s) => head_pairs(&head_series[a.id as usize].0)
+                    .cmp(blocks[s as usize].label_pairs(b.id)),
+                (s, HEAD_SOURCE) => blocks[s as usize]
+                    .label_pairs(a.id)
+                    .cmp(head_pairs(&head_series[b.id as usize].0)),
+                (s, t) => blocks[s as usize]
+                    .label_pairs(a.id)
+                    .cmp(blocks[t as usize].label_pairs(b.id)),
+            }
+        };
+        candidates.sort_by(compare);
+        let mut runs = Vec::new();
+        let mut start = 0;
+        while start < candidates.len() {
+            let mut end = start + 1;
+            while end < candidates.len() && compare(&candidates[start], &candidates[end]).is_eq() {
+                end += 1;
+            }
+            runs.push(start..end);
+            start = end;
+        }
+        for run in runs {
+            let mut labels = None;
+            let first_part = selection.parts.len();
+            for candidate in &candidates[run.clone()] {
+                selection.parts.push(match candidate.source {
+                    HEAD_SOURCE => {
+                        let (head_labels, series) = &mut head_series[candidate.id as usize];
+                        labels = Some(std::mem::take(head_labels));
+                        Part::Head(Arc::clone(series))
+                    }
+                    block => Part::Block {
+                        block,
+                        id: candidate.id,
+                    },
+                });
+            }
+            let labels = labels.unwrap_or_else(|| {
+                let first = candidates[run.start];
+                selection.blocks[first.source as usize].labels(first.id)
+            });
+            selection.series.push(PlannedSeries {
+                labels,
+                parts: first_part..selection.parts.len(),
+            });
+        }
+        selection
+    }
+
+    /// Series matching all matchers with their samples in `[mint, maxt]` (inclusive),
+    /// sorted by labels. Empty series are omitted.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<SeriesSamples>> {
+        let selection = self.plan_select(matchers, ceil_millis(mint), to_millis(maxt));
+        Ok(selection
+            .load(usize::MAX)?
+            .into_iter()
+            .map(|series| SeriesSamples {
+                labels: series.labels,
+                samples: series
+                    .samples
+                    .into_iter()
+                    .map(|(t, v)| Sample {
+                        timestamp: from_millis(t),
+                        value: v,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Label sets of series matching all matchers that have samples in `[mint, maxt]`.
+    pub fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<Labels>> {
+        let selection = self.plan_select(matchers, ceil_millis(mint), to_millis(maxt));
+        Ok(selection.into_labels())
+    }
+}
+
+fn head_pairs(labels: &Labels) -> impl Iterator<Item = (&str, &str)> {
+    labels
+        .iter()
+        .map(|label| (label.name.as_str(), label.value.as_str()))
+}
+
+impl Selection<'_> {
+    /// Distinct series with chunks (so, almost surely, samples) in the window.
+    pub fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Samples surely in the window, counted from chunk metadata without decoding: a
+    /// lower bound of what [`Selection::load`] returns (exact when every chunk lies
+    /// inside the window; parts of one series are assumed not to overlap in time).
+    pub fn samples_surely_in(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Block { block, id } => {
+                    self.blocks[*block as usize].samples_surely_in(*id, self.mint, self.maxt)
+                }
+                Part::Head(series) => self
+                    .db
+                    .head
+                    .series_samples_surely_in(series, self.mint, self.maxt),
+            })
+            .sum()
+    }
+
+    /// The planned label sets, sorted.
+    pub fn into_labels(self) -> Vec<Labels> {
+        self.series.into_iter().map(|s| s.labels).collect()
+    }
+
+    /// Decodes the samples in the window, series by series. Fails with
+    /// [`Error::SampleLimit`] before decoding anything when [`Self::samples_surely_in`]
+    /// exceeds `max_samples`, else as soon as the samples decoded exceed it (so at most
+    /// one series' window beyond the limit is ever held).
+    pub fn load(mut self, max_samples: usize) -> Result<Vec<SeriesMillis>> {
+        let limit_error = |loaded| Error::SampleLimit {
+            limit: max_samples,
+            loaded,
+        };
+        if usize::try_from(self.samples_surely_in()).map_or(true, |n| n > max_samples) {
+            return Err(limit_error(0));
+        }
+        let (mint, maxt) = (self.mint, self.maxt);
+        let mut decoder = ChunkDecoder::default();
+        let mut loaded = 0usize;
+        let mut out = Vec::with_capacity(self.series.len());
+        for planned in std::mem::take(&mut self.series) {
+            let parts = &self.parts[planned.parts];
+            let mut samples: Vec<(i64, f64)> = Vec::with_capacity(self.capacity_hint(parts));
+            let mut ordered = true;
+            for part in parts {
+                let before = samples.len();
+                match part {
+                    Part::Block { block, id } => {
+                        let block = &self.blocks[*block as usize];
+                        block.samples_in(*id, mint, maxt, &mut decoder, &mut samples)?;
+                    }
+                    Part::Head(series) => {
+                        samples.extend(self.db.head.series_samples(series, mint, maxt)?);
+                    }
+                }
+                if before > 0
+                    && samples.len() > before
+                    && samples[before].0 <= samples[before - 1].0
+                {
+                    ordered = false;
+                }
+            }
+            if !ordered {
+                // Stable: of samples sharing a timestamp the first source's is kept.
+                samples.sort_by_key(|s| s.0);
+                samples.dedup_by_key(|s| s.0);
+            }
+            loaded = loaded.saturating_add(samples.len());
+            if loaded > max_samples {
+                return Err(limit_error(loaded));
+            }
+            if !samples.is_empty() {
+                out.push(SeriesMillis {
+                    labels: planned.labels,
+                    samples,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Samples in the chunks of `parts` that overlap the window (block parts only).
+    fn capacity_hint(&self, parts: &[Part]) -> usize {
+        parts
+            .iter()
+            .map(|part| match part {
+                Part::Block { block, id } => self.blocks[*block as usize]
+                    .chunks(*id)
+                    .iter()
+                    .filter(|c| c.max_time >= self.mint && c.min_time <= self.maxt)
+                    .map(|c| c.num_samples as usize)
+                    .sum(),
+                Part::Head(_) => 0,
+            })
+            .sum()
+    }
+}
