@@ -276,6 +276,9 @@ pub(crate) struct Evaluator<'a> {
     /// Output labels of a range function over a matrix selector, per stored series of
     /// the selector (keyed like `data`), made once per query.
     range_call_labels: HashMap<usize, call::RangeCallLabels>,
+    /// Per selector (keyed like `data`): where each series' window lay at the previous
+    /// step.
+    cursors: HashMap<usize, selector::SeriesCursors>,
     /// Points buffer of range functions over matrix selectors, reused across steps.
     range_points: Vec<Point>,
     /// Group labels of each input series, per aggregation node.
@@ -302,6 +305,7 @@ impl<'a> Evaluator<'a> {
             output_samples: 0,
             subquery_cache: HashMap::new(),
             range_call_labels: HashMap::new(),
+            cursors: HashMap::new(),
             range_points: Vec::new(),
             group_memos: HashMap::new(),
             binary_memos: HashMap::new(),

@@ -65,6 +65,7 @@ impl<'a> Reader<'a> {
         Ok(byte)
     }
 
+    #[inline]
     pub(crate) fn uvarint(&mut self) -> Result<u64> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -77,6 +78,7 @@ impl<'a> Reader<'a> {
         Err(self.corrupt("varint too long"))
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<i64> {
         Ok(unzigzag(self.uvarint()?))
     }

@@ -69,22 +69,21 @@ fn decode_ints(reader: &mut Reader<'_>, count: usize, base: i64, out: &mut Vec<i
             "block stream: unknown delta order {order}"
         )));
     }
-    let mut previous = 0i64;
-    let mut previous_delta = 0i64;
-    for i in 0..count {
-        let value = match i {
-            0 => base.wrapping_add(reader.varint()?),
-            _ => {
-                let delta = match order {
-                    1 => reader.varint()?,
-                    _ => previous_delta.wrapping_add(reader.varint()?),
-                };
-                previous_delta = delta;
-                previous.wrapping_add(delta)
-            }
-        };
-        out.push(value);
-        previous = value;
+    let mut previous = base.wrapping_add(reader.varint()?);
+    out.push(previous);
+    // One loop per order, so the hot loop has no branch on it.
+    if order == 1 {
+        for _ in 1..count {
+            previous = previous.wrapping_add(reader.varint()?);
+            out.push(previous);
+        }
+    } else {
+        let mut delta = 0i64;
+        for _ in 1..count {
+            delta = delta.wrapping_add(reader.varint()?);
+            previous = previous.wrapping_add(delta);
+            out.push(previous);
+        }
     }
     Ok(())
 }

@@ -423,6 +423,8 @@ impl Evaluator<'_> {
         // i's end), so the window's size is checked before any function runs.
         let mut points = std::mem::take(&mut self.range_points);
         points.clear();
+        // An error below drops the cursors: the next step searches from the start.
+        let mut cursors = self.cursors.remove(&key).unwrap_or_default();
         let data = self.selector_data(&ms.vs)?;
         let mut ends = Vec::with_capacity(data.len());
         for (index, series) in data.iter().enumerate() {
@@ -431,8 +433,7 @@ impl Evaluator<'_> {
                 self.check_deadline()?;
                 self.check_samples_would_fit(points.len())?;
             }
-            let lo = series.samples.partition_point(|(ts, _)| *ts <= range_start);
-            let hi = series.samples.partition_point(|(ts, _)| *ts <= reft);
+            let (lo, hi) = cursors.window(index, &series.samples, range_start, reft);
             let window = series.samples.get(lo..hi).unwrap_or_default();
             points.extend(
                 window
@@ -442,6 +443,7 @@ impl Evaluator<'_> {
             );
             ends.push(points.len());
         }
+        self.cursors.insert(key, cursors);
         self.check_samples(points.len())?;
         let Some(cached) = self.range_call_labels.get_mut(&key) else {
             return Err(Error::Execution(

@@ -20,6 +20,66 @@ const DEFAULT_SUBQUERY_STEP_MS: Millis = 60_000;
 /// sample limit (reading the clock per series would cost more than the work).
 pub(super) const LIMIT_CHECK_EVERY_SERIES: usize = 256;
 
+/// Where each series' window began and ended at a selector's previous step, so the next
+/// step searches from there. Steps mostly ascend and move a little, so a search from
+/// the previous position reads a few neighbouring samples; a binary search over a
+/// week of samples took a cache miss per probe, most of a long range query's time.
+#[derive(Debug, Default)]
+pub(super) struct SeriesCursors {
+    start: Vec<usize>,
+    end: Vec<usize>,
+}
+
+impl SeriesCursors {
+    /// The window `(range_start, reft]` of series `index`, as indexes into `samples`.
+    pub(super) fn window(
+        &mut self,
+        index: usize,
+        samples: &[(Millis, f64)],
+        range_start: Millis,
+        reft: Millis,
+    ) -> (usize, usize) {
+        if self.end.len() <= index {
+            self.start.resize(index + 1, 0);
+            self.end.resize(index + 1, 0);
+        }
+        let start = seek_after(samples, self.start[index], range_start);
+        let end = seek_after(samples, self.end[index].max(start), reft).max(start);
+        self.start[index] = start;
+        self.end[index] = end;
+        (start, end)
+    }
+
+    /// The index just past the last sample at or before `reft` of series `index`.
+    pub(super) fn end(&mut self, index: usize, samples: &[(Millis, f64)], reft: Millis) -> usize {
+        if self.end.len() <= index {
+            self.end.resize(index + 1, 0);
+        }
+        let end = seek_after(samples, self.end[index], reft);
+        self.end[index] = end;
+        end
+    }
+}
+
+/// The index of the first sample after `bound` in `samples` (sorted by time): the same
+/// as `partition_point(|s| s.0 <= bound)`, searched from `hint` (galloping forward when
+/// the answer lies after it, a binary search before it otherwise).
+pub(super) fn seek_after(samples: &[(Millis, f64)], hint: usize, bound: Millis) -> usize {
+    let hint = hint.min(samples.len());
+    if hint > 0 && samples[hint - 1].0 > bound {
+        return samples[..hint].partition_point(|(t, _)| *t <= bound);
+    }
+    // Every sample before `low` is at or before `bound`.
+    let mut low = hint;
+    let mut stride = 1;
+    while low + stride <= samples.len() && samples[low + stride - 1].0 <= bound {
+        low += stride;
+        stride *= 2;
+    }
+    let high = (low + stride).min(samples.len());
+    low + samples[low..high].partition_point(|(t, _)| *t <= bound)
+}
+
 pub(super) fn selector_key(vs: &VectorSelector) -> usize {
     std::ptr::from_ref(vs) as usize
 }
@@ -202,11 +262,12 @@ impl Evaluator<'_> {
         let reft = self.ref_time(vs.at.as_ref(), vs.offset.as_ref(), t);
         let lookback = duration_ms(&self.options.lookback_delta);
         let mut out = Vec::new();
+        let mut cursors = self.cursors.remove(&selector_key(vs)).unwrap_or_default();
         for (index, series) in self.selector_data(vs)?.iter().enumerate() {
             if index % LIMIT_CHECK_EVERY_SERIES == LIMIT_CHECK_EVERY_SERIES - 1 {
                 self.check_deadline()?;
             }
-            let end = series.samples.partition_point(|(ts, _)| *ts <= reft);
+            let end = cursors.end(index, &series.samples, reft);
             let Some(&(ts, v)) = end.checked_sub(1).and_then(|i| series.samples.get(i)) else {
                 continue;
             };
@@ -219,6 +280,7 @@ impl Evaluator<'_> {
                 v,
             });
         }
+        self.cursors.insert(selector_key(vs), cursors);
         self.check_samples(out.len())?;
         Ok(out)
     }
@@ -232,6 +294,10 @@ impl Evaluator<'_> {
                 let range_start = reft.saturating_sub(duration_ms(&ms.range));
                 let mut series_out = Vec::new();
                 let mut count = 0;
+                let mut cursors = self
+                    .cursors
+                    .remove(&selector_key(&ms.vs))
+                    .unwrap_or_default();
                 for (index, series) in self.selector_data(&ms.vs)?.iter().enumerate() {
                     // One step over many long series can take long and hold much:
                     // check the limits as the window fills, not only at its end.
@@ -239,8 +305,7 @@ impl Evaluator<'_> {
                         self.check_deadline()?;
                         self.check_samples_would_fit(count)?;
                     }
-                    let lo = series.samples.partition_point(|(ts, _)| *ts <= range_start);
-                    let hi = series.samples.partition_point(|(ts, _)| *ts <= reft);
+                    let (lo, hi) = cursors.window(index, &series.samples, range_start, reft);
                     let points: Vec<Point> = series
                         .samples
                         .get(lo..hi)
@@ -258,6 +323,7 @@ impl Evaluator<'_> {
                         points,
                     });
                 }
+                self.cursors.insert(selector_key(&ms.vs), cursors);
                 self.check_samples(count)?;
                 Ok(Window {
                     series: series_out,
@@ -351,5 +417,57 @@ fn type_name_of(expr: &Expr) -> &'static str {
         ValueType::String => "string",
         ValueType::Vector => "instant vector",
         ValueType::Matrix => "range vector",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sorted_samples() -> impl Strategy<Value = Vec<(Millis, f64)>> {
+        proptest::collection::vec(1i64..50, 0..200).prop_map(|gaps| {
+            let mut t = 0;
+            gaps.into_iter()
+                .map(|gap| {
+                    t += gap;
+                    (t, t as f64)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn seek_after_is_partition_point_from_any_hint(
+            samples in sorted_samples(),
+            hint in 0usize..250,
+            bound in -10i64..10_500,
+        ) {
+            prop_assert_eq!(
+                seek_after(&samples, hint, bound),
+                samples.partition_point(|(t, _)| *t <= bound)
+            );
+        }
+
+        /// Windows at steps in any order (ascending like a range query, or jumping back
+        /// like a subquery's inner steps) match two binary searches.
+        #[test]
+        fn cursor_windows_match_binary_search(
+            samples in sorted_samples(),
+            steps in proptest::collection::vec((-10i64..10_500, 0i64..600), 1..30),
+        ) {
+            let mut cursors = SeriesCursors::default();
+            for (reft, range) in steps {
+                let range_start = reft - range;
+                let expected = (
+                    samples.partition_point(|(t, _)| *t <= range_start),
+                    samples.partition_point(|(t, _)| *t <= reft),
+                );
+                prop_assert_eq!(cursors.window(3, &samples, range_start, reft), expected);
+                prop_assert_eq!(cursors.end(3, &samples, reft), expected.1);
+            }
+        }
     }
 }
