@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use sightline_model::time::{from_millis, to_millis};
 use sightline_model::{Labels, Sample, Timestamp};
@@ -62,6 +63,13 @@ struct Candidate {
 }
 
 const HEAD_SOURCE: u32 = u32::MAX;
+
+/// Reads planned to decode fewer samples than this use one thread: starting threads
+/// costs more than it saves on a dashboard's short windows.
+const PARALLEL_LOAD_MIN_SAMPLES: usize = 200_000;
+
+/// Most threads one read decodes with.
+const MAX_LOAD_THREADS: usize = 4;
 
 impl Db {
     /// Plans reading the series matching all `matchers` with samples in
@@ -236,20 +244,96 @@ impl Selection<'_> {
     /// Decodes the samples in the window, series by series. Fails with
     /// [`Error::SampleLimit`] before decoding anything when [`Self::samples_surely_in`]
     /// exceeds `max_samples`, else as soon as the samples decoded exceed it (so at most
-    /// one series' window beyond the limit is ever held).
-    pub fn load(mut self, max_samples: usize) -> Result<Vec<SeriesMillis>> {
-        let limit_error = |loaded| Error::SampleLimit {
-            limit: max_samples,
-            loaded,
-        };
+    /// one series' window beyond the limit is ever held per decoding thread).
+    ///
+    /// A large read is decoded by several threads, each a contiguous run of series
+    /// (series sit in label order in blocks, so each thread mostly decompresses its own
+    /// groups): decoding is most of a long-range query's time, and a query otherwise
+    /// uses one core.
+    pub fn load(self, max_samples: usize) -> Result<Vec<SeriesMillis>> {
+        self.load_in_threads(max_samples, None)
+    }
+
+    /// [`Self::load`] with `threads` decoding threads (`None`: chosen by size).
+    pub(crate) fn load_in_threads(
+        mut self,
+        max_samples: usize,
+        threads: Option<usize>,
+    ) -> Result<Vec<SeriesMillis>> {
         if usize::try_from(self.samples_surely_in()).map_or(true, |n| n > max_samples) {
-            return Err(limit_error(0));
+            return Err(Error::SampleLimit {
+                limit: max_samples,
+                loaded: 0,
+            });
         }
+        let series = std::mem::take(&mut self.series);
+        let sizes: Vec<usize> = series
+            .iter()
+            .map(|planned| self.capacity_hint(&self.parts[planned.parts.clone()]))
+            .collect();
+        let total: usize = sizes.iter().sum();
+        let threads = threads.unwrap_or_else(|| {
+            if total < PARALLEL_LOAD_MIN_SAMPLES {
+                return 1;
+            }
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_LOAD_THREADS)
+        });
+        let loaded = AtomicUsize::new(0);
+        if threads <= 1 {
+            return self.load_series(series, &loaded, max_samples);
+        }
+        // Contiguous runs of about equal samples.
+        let mut runs: Vec<Vec<PlannedSeries>> = Vec::with_capacity(threads);
+        let per_run = total.div_ceil(threads);
+        let mut run_samples = 0;
+        for (planned, size) in series.into_iter().zip(sizes) {
+            if runs.is_empty() || (run_samples >= per_run && runs.len() < threads) {
+                runs.push(Vec::new());
+                run_samples = 0;
+            }
+            run_samples += size;
+            if let Some(run) = runs.last_mut() {
+                run.push(planned);
+            }
+        }
+        let this = &self;
+        let loaded = &loaded;
+        let results: Vec<Result<Vec<SeriesMillis>>> =
+            std::thread::scope(|scope| {
+                let mut runs = runs.into_iter();
+                let first = runs.next().unwrap_or_default();
+                let others: Vec<_> = runs
+                    .map(|run| scope.spawn(move || this.load_series(run, loaded, max_samples)))
+                    .collect();
+                let mut results = vec![this.load_series(first, loaded, max_samples)];
+                for handle in others {
+                    results.push(handle.join().unwrap_or_else(|_| {
+                        Err(Error::Corrupt("a decoding thread panicked".into()))
+                    }));
+                }
+                results
+            });
+        let mut out = Vec::new();
+        for result in results {
+            out.extend(result?);
+        }
+        Ok(out)
+    }
+
+    /// Decodes `series` in order, adding their samples to `loaded` (shared by all
+    /// decoding threads of one load).
+    fn load_series(
+        &self,
+        series: Vec<PlannedSeries>,
+        loaded: &AtomicUsize,
+        max_samples: usize,
+    ) -> Result<Vec<SeriesMillis>> {
         let (mint, maxt) = (self.mint, self.maxt);
         let mut decoder = ChunkDecoder::default();
-        let mut loaded = 0usize;
-        let mut out = Vec::with_capacity(self.series.len());
-        for planned in std::mem::take(&mut self.series) {
+        let mut out = Vec::with_capacity(series.len());
+        for planned in series {
             let parts = &self.parts[planned.parts];
             let mut samples: Vec<(i64, f64)> = Vec::with_capacity(self.capacity_hint(parts));
             let mut ordered = true;
@@ -276,9 +360,14 @@ impl Selection<'_> {
                 samples.sort_by_key(|s| s.0);
                 samples.dedup_by_key(|s| s.0);
             }
-            loaded = loaded.saturating_add(samples.len());
-            if loaded > max_samples {
-                return Err(limit_error(loaded));
+            let total = loaded
+                .fetch_add(samples.len(), AtomicOrdering::Relaxed)
+                .saturating_add(samples.len());
+            if total > max_samples {
+                return Err(Error::SampleLimit {
+                    limit: max_samples,
+                    loaded: total,
+                });
             }
             if !samples.is_empty() {
                 out.push(SeriesMillis {

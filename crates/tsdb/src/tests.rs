@@ -274,6 +274,57 @@ fn corrupt_block_is_moved_aside_and_half_written_deleted() {
 }
 
 #[test]
+fn parallel_loads_match_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let t0 = base() - 6 * HOUR;
+    let series: Vec<Labels> = (0..30).map(|i| labels("m", &i.to_string())).collect();
+    for step in 0..(5 * 60) {
+        let mut request = WriteRequest::default();
+        for (i, s) in series.iter().enumerate() {
+            // Series start at different times so the runs hold uneven work.
+            if step < i as i64 * 7 {
+                continue;
+            }
+            request.series.push(TimeSeries {
+                labels: s.clone(),
+                samples: vec![Sample {
+                    timestamp: from_millis(t0 + step * MINUTE),
+                    value: (step * i as i64) as f64 / 3.0,
+                }],
+                exemplars: Vec::new(),
+            });
+        }
+        db.append(&request).unwrap();
+    }
+    db.flush().unwrap();
+    // Some samples stay in the head, after the flushed blocks.
+    for s in &series {
+        db.append(&request(s, &[(t0 + 5 * HOUR + MINUTE, 1.0)]))
+            .unwrap();
+    }
+    let window = (t0 + 30 * MINUTE, t0 + 5 * HOUR + MINUTE);
+    let one = db
+        .plan_select(&all(), window.0, window.1)
+        .load_in_threads(usize::MAX, Some(1))
+        .unwrap();
+    assert_eq!(one.len(), 30);
+    for threads in [2, 3, 7, 64] {
+        let many = db
+            .plan_select(&all(), window.0, window.1)
+            .load_in_threads(usize::MAX, Some(threads))
+            .unwrap();
+        assert_eq!(many, one, "{threads} threads");
+    }
+    let total: usize = one.iter().map(|s| s.samples.len()).sum();
+    let error = db
+        .plan_select(&all(), window.0, window.1)
+        .load_in_threads(total - 1, Some(3))
+        .unwrap_err();
+    assert!(matches!(error, crate::Error::SampleLimit { .. }), "{error}");
+}
+
+#[test]
 fn compaction_and_retention() {
     let dir = tempfile::tempdir().unwrap();
     let opts = DbOptions {
