@@ -27,6 +27,9 @@ fn uvarint_len(value: u64) -> usize {
 /// Delta (order 1) or delta-of-delta (order 2) of `ints`, as zigzag varints after the
 /// first value (written as its difference from `base`); the cheaper order is chosen
 /// per stream and written first.
+/// `ints` order of an arithmetic sequence: the first integer and the constant delta.
+const ORDER_STEADY: u8 = 0;
+
 fn encode_ints(ints: &[i64], base: i64, out: &mut Vec<u8>) {
     let mut cost = [0usize; 2];
     let mut previous_delta = 0i64;
@@ -35,6 +38,18 @@ fn encode_ints(ints: &[i64], base: i64, out: &mut Vec<u8>) {
         cost[0] += uvarint_len(zigzag(delta));
         cost[1] += uvarint_len(zigzag(delta.wrapping_sub(previous_delta)));
         previous_delta = delta;
+    }
+    let steady = ints.len() > 2
+        && ints
+            .windows(2)
+            .all(|pair| pair[1].wrapping_sub(pair[0]) == ints[1].wrapping_sub(ints[0]));
+    if steady {
+        // A regular scrape's timestamps, a constant value: two numbers say it all, and
+        // decoding writes them out without reading a byte per integer.
+        out.push(ORDER_STEADY);
+        put_varint(out, ints[0].wrapping_sub(base));
+        put_varint(out, ints[1].wrapping_sub(ints[0]));
+        return;
     }
     let order: u8 = if cost[0] <= cost[1] { 1 } else { 2 };
     out.push(order);
@@ -58,12 +73,23 @@ fn encode_ints(ints: &[i64], base: i64, out: &mut Vec<u8>) {
 /// Appends `count` integers of an `ints` stream to `out` (cleared first).
 fn decode_ints(reader: &mut Reader<'_>, count: usize, base: i64, out: &mut Vec<i64>) -> Result<()> {
     out.clear();
-    // Every integer takes at least one byte: a corrupt count cannot over-allocate.
+    // `count` comes from the block index (checked by the caller); reserving no more
+    // than the stream's bytes keeps a corrupt one from over-allocating up front.
     out.reserve(count.min(reader.remaining()));
     if count == 0 {
         return Ok(());
     }
     let order = reader.u8()?;
+    if order == ORDER_STEADY {
+        let first = base.wrapping_add(reader.varint()?);
+        let delta = reader.varint()?;
+        let mut value = first;
+        for _ in 0..count {
+            out.push(value);
+            value = value.wrapping_add(delta);
+        }
+        return Ok(());
+    }
     if order != 1 && order != 2 {
         return Err(Error::Corrupt(format!(
             "block stream: unknown delta order {order}"
@@ -95,10 +121,21 @@ pub(crate) fn encode_timestamps(samples: &[(i64, f64)], base: i64, out: &mut Vec
     encode_ints(&times, base, out);
 }
 
-/// Decodes a timestamp stream into `out` (cleared first).
-pub(crate) fn decode_timestamps(bytes: &[u8], base: i64, out: &mut Vec<i64>) -> Result<()> {
+/// Decodes a timestamp stream of `expected` timestamps (the count the block index
+/// gives) into `out` (cleared first); a stream of another count is corrupt.
+pub(crate) fn decode_timestamps(
+    bytes: &[u8],
+    base: i64,
+    expected: usize,
+    out: &mut Vec<i64>,
+) -> Result<()> {
     let mut reader = Reader::new(bytes, "block timestamps");
-    let count = reader.len(MAX_SAMPLES_PER_SERIES.min(bytes.len()))?;
+    let count = reader.len(MAX_SAMPLES_PER_SERIES)?;
+    if count != expected {
+        return Err(Error::Corrupt(format!(
+            "block timestamps: {count} in the stream, {expected} in the index"
+        )));
+    }
     decode_ints(&mut reader, count, base, out)
 }
 
@@ -271,7 +308,7 @@ impl ChunkDecoder {
         (mint, maxt): (i64, i64),
         out: &mut Vec<(i64, f64)>,
     ) -> Result<()> {
-        decode_timestamps(ts_bytes, base, &mut self.times)?;
+        decode_timestamps(ts_bytes, base, count, &mut self.times)?;
         if self.times.len() != count {
             return Err(Error::Corrupt("block chunk: sample count".into()));
         }
@@ -303,7 +340,7 @@ mod tests {
         encode_timestamps(samples, base, &mut ts);
         encode_values(samples, &mut vs);
         let (mut times, mut ints, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        decode_timestamps(&ts, base, &mut times).unwrap();
+        decode_timestamps(&ts, base, samples.len(), &mut times).unwrap();
         decode_values(&vs, times.len(), &mut ints, &mut values).unwrap();
         assert_eq!(times.len(), samples.len());
         for (i, &(t, v)) in samples.iter().enumerate() {
@@ -332,6 +369,32 @@ mod tests {
         assert!(out.len() < 1100, "counter values cost {} bytes", out.len());
     }
 
+    #[test]
+    fn steady_sequences_take_a_few_bytes_and_read_back() {
+        let cases: [Vec<(i64, f64)>; 4] = [
+            (0..120)
+                .map(|i| (1_700_000_000_000 + i * 15_000, 42.0))
+                .collect(),
+            (0..3).map(|i| (100 - i * 7, i as f64 * 2.5)).collect(),
+            (0..50).map(|i| (i64::MAX - 100 + i, -1.0)).collect(),
+            (0..10)
+                .map(|i| (i * (i64::MAX / 16), f64::from(i as u8)))
+                .collect(),
+        ];
+        for samples in &cases {
+            round_trip(samples);
+            let mut ts = Vec::new();
+            encode_timestamps(samples, samples[0].0, &mut ts);
+            assert_eq!(ts[1], ORDER_STEADY, "{samples:?}");
+            assert!(ts.len() <= 1 + 1 + 1 + 10, "{} bytes", ts.len());
+        }
+        // The stream says 120 timestamps; an index that says otherwise is corrupt.
+        let mut ts = Vec::new();
+        encode_timestamps(&cases[0], 0, &mut ts);
+        let error = decode_timestamps(&ts, 0, 119, &mut Vec::new()).unwrap_err();
+        assert!(matches!(error, Error::Corrupt(_)), "{error}");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
         #[test]
@@ -342,7 +405,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), count in 0usize..100) {
             let (mut times, mut ints, mut values) = (Vec::new(), Vec::new(), Vec::new());
-            let _ = decode_timestamps(&bytes, 0, &mut times);
+            let _ = decode_timestamps(&bytes, 0, count, &mut times);
             let _ = decode_values(&bytes, count, &mut ints, &mut values);
             let _ = ChunkDecoder::default().decode_into(&bytes, &bytes, 7, count, (0, 100), &mut Vec::new());
         }

@@ -15,7 +15,14 @@ fn write_block(dir: &Path, n: usize) -> PathBuf {
     all.sort();
     for labels in &all {
         let i: i64 = labels.get("i").unwrap().parse().unwrap();
-        let samples: Vec<(i64, f64)> = (0..100).map(|t| (t * 15, (t * i) as f64 * 0.5)).collect();
+        // A little irregular (a late scrape, values off the line), so streams don't
+        // shrink to steady sequences and the block spans several groups.
+        let samples: Vec<(i64, f64)> = (0..100)
+            .map(|t| {
+                let late = i64::from(t % 7 == 5);
+                (t * 15 + late, (t * i) as f64 * 0.5 + ((t * i) % 3) as f64)
+            })
+            .collect();
         writer.add_series(labels, &samples).unwrap();
     }
     writer.finish().unwrap().unwrap()
