@@ -126,12 +126,14 @@ pub(crate) struct StorageConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct WalConfig {
-    /// When writes are made durable: `always` (fsync per write, shared by concurrent
-    /// writes), `batch` (group fsync at most `fsync_max_delay` after a write; the write
-    /// is acknowledged after it) or `none` (never fsync: survives a process crash, not
-    /// a power loss).
+    /// When writes are made durable: `always` (a write is acknowledged after an fsync
+    /// that started after it; concurrent writes share one), `batch` (the same group
+    /// commit, with the optional gathering window `fsync_max_delay`) or `none` (never
+    /// fsync: survives a process crash, not a power loss).
     pub(crate) fsync: FsyncMode,
-    /// With `fsync: batch`, the longest a write waits for its group fsync.
+    /// With `fsync: batch`, how long an fsync may wait after the oldest write not yet
+    /// synced, to cover more writes at once. `0s`: it starts as soon as a write needs
+    /// one and no other fsync is running (writes made while one runs share the next).
     pub(crate) fsync_max_delay: ConfigDuration,
     /// A WAL segment file is closed and a new one started at this size, in bytes.
     pub(crate) segment_size_bytes: ByteSize,
@@ -141,7 +143,7 @@ impl Default for WalConfig {
     fn default() -> WalConfig {
         WalConfig {
             fsync: FsyncMode::Batch,
-            fsync_max_delay: ConfigDuration(Duration::from_millis(10)),
+            fsync_max_delay: ConfigDuration(Duration::ZERO),
             segment_size_bytes: ByteSize(128 << 20),
         }
     }

@@ -61,7 +61,9 @@ const NO_WINDOW: u8 = 0xff;
 #[derive(Debug, Clone)]
 pub struct XorChunk {
     /// The encoding: 2-byte count header, then the bit stream.
-    stream: BitWriter,
+    bytes: Vec<u8>,
+    /// Unused low bits of the last byte of `bytes` (see [`BitWriter`]).
+    free_bits: u8,
     num_samples: u16,
     min_time: Millis,
     max_time: Millis,
@@ -93,7 +95,8 @@ impl XorChunk {
         let mut bytes = Vec::with_capacity(Self::INITIAL_CAPACITY);
         bytes.extend_from_slice(&[0, 0]);
         XorChunk {
-            stream: BitWriter::with_bytes(bytes),
+            bytes,
+            free_bits: 0,
             num_samples: 0,
             min_time: 0,
             max_time: 0,
@@ -124,10 +127,8 @@ impl XorChunk {
         }
         let (leading, trailing) = end.window.unwrap_or((NO_WINDOW, 0));
         Ok(XorChunk {
-            stream: BitWriter {
-                bytes: kept,
-                free_bits,
-            },
+            bytes: kept,
+            free_bits,
             num_samples: end.total,
             min_time,
             max_time: end.t,
@@ -156,13 +157,13 @@ impl XorChunk {
         let value_bits = v.to_bits();
         match self.num_samples {
             0 => {
-                self.stream.write_varint(t);
-                self.stream.write_bits(value_bits, 64);
+                self.stream().write_varint(t);
+                self.stream().write_bits(value_bits, 64);
                 self.min_time = t;
             }
             1 => {
                 let t_delta = t.wrapping_sub(self.max_time) as u64;
-                self.stream.write_uvarint(t_delta);
+                self.stream().write_uvarint(t_delta);
                 self.write_value(value_bits);
                 self.t_delta = t_delta;
             }
@@ -176,8 +177,15 @@ impl XorChunk {
         self.max_time = t;
         self.last_value_bits = value_bits;
         self.num_samples += 1;
-        if let [high, low, ..] = self.stream.bytes.as_mut_slice() {
+        if let [high, low, ..] = self.bytes.as_mut_slice() {
             [*high, *low] = self.num_samples.to_be_bytes();
+        }
+    }
+
+    fn stream(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            bytes: &mut self.bytes,
+            free_bits: &mut self.free_bits,
         }
     }
 
@@ -189,26 +197,26 @@ impl XorChunk {
         }
         let dod_bits = dod as u64;
         if dod == 0 {
-            self.stream.write_bit(false);
+            self.stream().write_bit(false);
         } else if fits(dod, 14) {
-            self.stream.write_bits(0b10, 2);
-            self.stream.write_bits(dod_bits, 14);
+            self.stream().write_bits(0b10, 2);
+            self.stream().write_bits(dod_bits, 14);
         } else if fits(dod, 17) {
-            self.stream.write_bits(0b110, 3);
-            self.stream.write_bits(dod_bits, 17);
+            self.stream().write_bits(0b110, 3);
+            self.stream().write_bits(dod_bits, 17);
         } else if fits(dod, 20) {
-            self.stream.write_bits(0b1110, 4);
-            self.stream.write_bits(dod_bits, 20);
+            self.stream().write_bits(0b1110, 4);
+            self.stream().write_bits(dod_bits, 20);
         } else {
-            self.stream.write_bits(0b1111, 4);
-            self.stream.write_bits(dod_bits, 64);
+            self.stream().write_bits(0b1111, 4);
+            self.stream().write_bits(dod_bits, 64);
         }
     }
 
     fn write_value(&mut self, value_bits: u64) {
         let xor = value_bits ^ self.last_value_bits;
         if xor == 0 {
-            self.stream.write_bit(false);
+            self.stream().write_bit(false);
             return;
         }
         // `xor` != 0: leading + trailing <= 63, so every shift below is < 64
@@ -216,20 +224,21 @@ impl XorChunk {
         let leading = xor.leading_zeros().min(31) as u8;
         let trailing = xor.trailing_zeros() as u8;
         if self.leading != NO_WINDOW && leading >= self.leading && trailing >= self.trailing {
-            self.stream.write_bits(0b10, 2);
-            let significant = 64 - self.leading - self.trailing;
-            self.stream
-                .write_bits(xor >> self.trailing, u32::from(significant));
+            let (window_leading, window_trailing) = (self.leading, self.trailing);
+            let mut stream = self.stream();
+            stream.write_bits(0b10, 2);
+            let significant = 64 - window_leading - window_trailing;
+            stream.write_bits(xor >> window_trailing, u32::from(significant));
             return;
         }
         self.leading = leading;
         self.trailing = trailing;
         let significant = 64 - leading - trailing;
-        self.stream.write_bits(0b11, 2);
-        self.stream.write_bits(u64::from(leading), 5);
+        self.stream().write_bits(0b11, 2);
+        self.stream().write_bits(u64::from(leading), 5);
         // 64 does not fit 6 bits and is written as 0 (0 never occurs).
-        self.stream.write_bits(u64::from(significant) & 0x3f, 6);
-        self.stream
+        self.stream().write_bits(u64::from(significant) & 0x3f, 6);
+        self.stream()
             .write_bits(xor >> trailing, u32::from(significant));
     }
 
@@ -256,31 +265,31 @@ impl XorChunk {
 
     /// The complete encoded form; [`decode`] reads it back.
     pub fn bytes(&self) -> &[u8] {
-        &self.stream.bytes
+        &self.bytes
     }
 
     /// Length of [`Self::bytes`].
     pub fn encoded_len(&self) -> usize {
-        self.stream.bytes.len()
+        self.bytes.len()
     }
 
     /// Heap bytes held by the encoding (its capacity), for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.stream.bytes.capacity()
+        self.bytes.capacity()
     }
 
     /// Releases spare capacity, e.g. once the chunk is full and kept read-only.
     pub fn shrink_to_fit(&mut self) {
-        self.stream.bytes.shrink_to_fit();
+        self.bytes.shrink_to_fit();
     }
 
     pub fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter::new(&self.stream.bytes)
+        ChunkIter::new(&self.bytes)
     }
 
     /// The encoding, giving up the chunk.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.stream.bytes
+        self.bytes
     }
 }
 

@@ -674,3 +674,16 @@ impl Head {
         memory
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// Every head series holds one `MemSeries` (in an `Arc`: 16 more bytes, then
+    /// malloc's 8-byte header rounded to 16) with its `SeriesData` and open chunk
+    /// inline: growing them costs memory in every series, so the sizes are pinned.
+    #[test]
+    fn per_series_structs_keep_their_size() {
+        assert_eq!(std::mem::size_of::<crate::chunk::XorChunk>(), 64);
+        assert_eq!(std::mem::size_of::<super::SeriesData>(), 96);
+        assert_eq!(std::mem::size_of::<super::MemSeries>(), 128);
+    }
+}

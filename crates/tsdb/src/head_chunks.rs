@@ -26,11 +26,11 @@ use crate::{Error, Result};
 /// First bytes of every head chunk file: magic and format version 1.
 const FILE_HEADER: &[u8; 8] = b"SLHCHK\x00\x01";
 
-/// Where a closed chunk's bytes are.
+/// Where a closed chunk's bytes are, in the file of the block window holding the
+/// chunk's first sample (the head keeps that time already, so it is not repeated here:
+/// every byte of this struct is kept for every closed chunk in the head).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpilledChunk {
-    /// Start (ms) of the block window whose file holds the chunk.
-    pub(crate) window: i64,
     /// Offset of the chunk's bytes in that file.
     pub(crate) offset: u64,
     /// Length of the chunk's bytes (the CRC-32C after them is not counted).
@@ -116,28 +116,23 @@ impl HeadChunkFiles {
         framed.extend_from_slice(bytes);
         framed.extend_from_slice(&crc.to_le_bytes());
         if let Err(e) = file.write_all_at(&framed, offset) {
-            self.release(window);
+            self.release_window(window);
             return Err(Error::Io(e));
         }
-        Ok(SpilledChunk {
-            window,
-            offset,
-            len,
-            crc,
-        })
+        Ok(SpilledChunk { offset, len, crc })
     }
 
-    /// The bytes of a chunk written by [`Self::write`].
-    pub(crate) fn read(&self, chunk: &SpilledChunk) -> Result<Vec<u8>> {
+    /// The bytes of a chunk written by [`Self::write`] with the same `min_time`.
+    pub(crate) fn read(&self, min_time: i64, chunk: &SpilledChunk) -> Result<Vec<u8>> {
+        let window = self.window_of(min_time);
         let file = self
             .windows
             .lock()
-            .get(&chunk.window)
+            .get(&window)
             .map(|w| Arc::clone(&w.file))
             .ok_or_else(|| {
                 Error::Corrupt(format!(
-                    "head chunk file of window {} is gone while a chunk refers to it",
-                    chunk.window
+                    "head chunk file of window {window} is gone while a chunk refers to it"
                 ))
             })?;
         let mut bytes = vec![0u8; chunk.len as usize];
@@ -146,15 +141,19 @@ impl HeadChunkFiles {
             return Err(Error::Corrupt(format!(
                 "head chunk at offset {} of {} fails its checksum",
                 chunk.offset,
-                self.path_of(chunk.window).display()
+                self.path_of(window).display()
             )));
         }
         Ok(bytes)
     }
 
-    /// Gives up one chunk of `window` (the head dropped it); the window's file is
-    /// deleted with its last chunk. A later chunk of the window starts a new file.
-    pub(crate) fn release(&self, window: i64) {
+    /// Gives up one chunk written with `min_time` (the head dropped it); the window's
+    /// file is deleted with its last chunk. A later chunk of the window starts a new file.
+    pub(crate) fn release(&self, min_time: i64) {
+        self.release_window(self.window_of(min_time));
+    }
+
+    fn release_window(&self, window: i64) {
         let mut windows = self.windows.lock();
         let Some(entry) = windows.get_mut(&window) else {
             return;
@@ -197,24 +196,25 @@ mod tests {
         let a = files.write(10, b"first chunk").unwrap();
         let b = files.write(20, b"second").unwrap();
         let c = files.write(2 * HOUR + 5, b"next window").unwrap();
-        assert_eq!(files.read(&a).unwrap(), b"first chunk");
-        assert_eq!(files.read(&b).unwrap(), b"second");
-        assert_eq!(files.read(&c).unwrap(), b"next window");
-        assert_eq!((a.window, c.window), (0, 2 * HOUR));
+        assert_eq!(files.read(10, &a).unwrap(), b"first chunk");
+        assert_eq!(files.read(20, &b).unwrap(), b"second");
+        assert_eq!(files.read(2 * HOUR + 5, &c).unwrap(), b"next window");
+        assert!(path.join("0.chunks").exists());
+        assert!(path.join(format!("{}.chunks", 2 * HOUR)).exists());
 
-        files.release(a.window);
+        files.release(10);
         assert_eq!(
-            files.read(&b).unwrap(),
+            files.read(20, &b).unwrap(),
             b"second",
             "one chunk of window 0 is left"
         );
-        files.release(b.window);
-        assert!(files.read(&a).is_err());
-        assert_eq!(files.read(&c).unwrap(), b"next window");
+        files.release(20);
+        assert!(files.read(10, &a).is_err());
+        assert_eq!(files.read(2 * HOUR + 5, &c).unwrap(), b"next window");
         assert!(!path.join("0.chunks").exists());
         assert!(path.join(format!("{}.chunks", 2 * HOUR)).exists());
         let again = files.write(30, b"window 0 again").unwrap();
-        assert_eq!(files.read(&again).unwrap(), b"window 0 again");
+        assert_eq!(files.read(30, &again).unwrap(), b"window 0 again");
     }
 
     #[test]
@@ -227,7 +227,7 @@ mod tests {
             .open(dir.path().join("0.chunks"))
             .unwrap();
         file.write_all_at(b"X", chunk.offset + 3).unwrap();
-        assert!(matches!(files.read(&chunk), Err(Error::Corrupt(_))));
+        assert!(matches!(files.read(1, &chunk), Err(Error::Corrupt(_))));
     }
 
     #[test]

@@ -15,8 +15,6 @@ mod writer;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::segment::{HeaderStatus, SegmentReader, Step, io_error};
@@ -44,10 +42,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// When appended records are made durable with fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
-    /// Every append waits for its own fsync (shared with appends that arrive during it).
+    /// Every append waits for an fsync that started after its write: one starts at
+    /// once when none is running, and appends that arrive while it runs share the
+    /// next one (group commit).
     Always,
-    /// Appends wait for a group fsync issued at most `max_delay` after the first
-    /// unsynced write. The default.
+    /// Group commit as under `Always`, except that an fsync waits until the oldest
+    /// unsynced write is `max_delay` old, gathering more writes (zero: it starts at
+    /// once, the default). `max_delay` is thus the longest a write waits for its fsync
+    /// to start when no other fsync is running.
     Batch { max_delay: Duration },
     /// Never fsync (data is in the OS page cache: survives a process crash, not a
     /// power loss).
@@ -57,7 +59,7 @@ pub enum FsyncPolicy {
 impl Default for FsyncPolicy {
     fn default() -> FsyncPolicy {
         FsyncPolicy::Batch {
-            max_delay: Duration::from_millis(10),
+            max_delay: Duration::ZERO,
         }
     }
 }
@@ -113,9 +115,7 @@ pub struct WalStats {
 /// `Wal` is `Send + Sync`: share it (e.g. in an `Arc`) and append from many threads.
 /// One directory must be opened by one `Wal` at a time.
 pub struct Wal {
-    shared: Arc<Shared>,
-    /// The background syncer of the `Batch` policy.
-    syncer: Option<JoinHandle<()>>,
+    shared: Shared,
 }
 
 impl std::fmt::Debug for Wal {
@@ -137,24 +137,13 @@ impl Wal {
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RepairReport)> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         let recovered = repair::recover(dir)?;
-        let shared = Arc::new(Shared::start(
+        let shared = Shared::start(
             PathBuf::from(dir),
             options,
             recovered.segments,
             recovered.next_id,
-        )?);
-        let syncer = match shared.options.fsync {
-            FsyncPolicy::Batch { max_delay } => {
-                let syncer_shared = Arc::clone(&shared);
-                let handle = std::thread::Builder::new()
-                    .name("sightline-wal-sync".to_owned())
-                    .spawn(move || syncer_shared.run_syncer(max_delay))
-                    .map_err(|e| io_error(dir, e))?;
-                Some(handle)
-            }
-            FsyncPolicy::Always | FsyncPolicy::None => None,
-        };
-        Ok((Wal { shared, syncer }, recovered.report))
+        )?;
+        Ok((Wal { shared }, recovered.report))
     }
 
     /// Calls `f` with every record in order, oldest first, with its segment id.
@@ -252,9 +241,8 @@ impl Wal {
     }
 
     /// Waits until every record appended before the call is durable under the fsync
-    /// policy, without forcing an fsync of its own under `Batch` (it waits for the
-    /// group fsync that covers them): under `Always` it fsyncs like [`Wal::sync`],
-    /// under `None` it returns at once. Fails with [`Error::Poisoned`] whenever the log
+    /// policy, as an append would (leading or sharing a group fsync, within `Batch`'s
+    /// gathering window); under `None` it returns at once. Fails with [`Error::Poisoned`] whenever the log
     /// is poisoned, even if nothing is pending, so a caller never reports success for
     /// data whose write failed.
     pub fn wait_durable(&self) -> Result<()> {
@@ -275,18 +263,5 @@ impl Wal {
     /// The directory of this log.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
-    }
-}
-
-impl Drop for Wal {
-    /// Stops the background syncer. Does not fsync: under `Batch` and `Always` every
-    /// acknowledged record is durable already, under `None` nothing is promised.
-    fn drop(&mut self) {
-        self.shared.shutdown();
-        if let Some(handle) = self.syncer.take()
-            && handle.join().is_err()
-        {
-            tracing::error!(dir = %self.shared.dir.display(), "wal syncer thread panicked");
-        }
     }
 }

@@ -3,11 +3,17 @@
 //! Two locks, always taken in this order when nested: `writer` (serializes write(2)
 //! calls, rotation and deletion) then `sync` (the durability watermark). Each written
 //! record gets a sequence number; `SyncState::synced_seq` says up to which one
-//! everything is durable. An fsync runs with no lock held, by one leader at a time
-//! (an appender under `Always`, the background syncer under `Batch`, or a caller of
-//! `sync`), and covers every record written before it started: that is the group
-//! commit. Once a write or an fsync fails the WAL is poisoned: the watermark never
-//! moves again and every later append is refused.
+//! everything is durable. An fsync runs with no lock held, by one leader at a time,
+//! and covers every record written before it started: that is the group commit.
+//!
+//! The leader is whichever waiter finds its record not yet covered and no fsync
+//! running (an appender, a caller of `wait_durable` or of `sync`): it starts one at
+//! once, or under `Batch` once the oldest unsynced record is `max_delay` old (the
+//! gathering window; zero by default). Records written while an fsync runs wait for
+//! the next one, which a waiter leads as soon as the running one ends; every change of
+//! `synced_seq`, `syncing` or `poisoned` wakes all waiters, so none is left behind.
+//! Once a write or an fsync fails the WAL is poisoned: the watermark never moves again
+//! and every waiter and later append gets the error.
 
 use std::fs::File;
 use std::io::Write;
@@ -33,10 +39,8 @@ pub(crate) struct Shared {
     pub(crate) options: WalOptions,
     writer: Mutex<WriterState>,
     sync: Mutex<SyncState>,
-    /// Signalled when `synced_seq` moves or the WAL is poisoned.
+    /// Signalled when `synced_seq` moves, an fsync ends or the WAL is poisoned.
     durable: Condvar,
-    /// Wakes the background syncer (first unsynced write, end of a sync, shutdown).
-    syncer_wakeup: Condvar,
     poisoned: AtomicBool,
     records_appended_total: AtomicU64,
     fsync_stats: Mutex<FsyncStats>,
@@ -44,6 +48,9 @@ pub(crate) struct Shared {
     pub(crate) fail_next_fsync: AtomicBool,
     #[cfg(test)]
     pub(crate) fail_next_write: AtomicBool,
+    /// Called before every data fsync with the sequence number it will cover.
+    #[cfg(test)]
+    pub(crate) fsync_hook: crate::tests::FsyncHook,
 }
 
 #[derive(Debug)]
@@ -80,9 +87,9 @@ struct SyncState {
     synced_seq: u64,
     /// A leader is running an fsync.
     syncing: bool,
+    /// When the oldest record not covered by a finished or running fsync was written.
     first_unsynced_at: Option<Instant>,
     poisoned: Option<String>,
-    shutdown: bool,
 }
 
 #[derive(Debug, Default)]
@@ -123,10 +130,8 @@ impl Shared {
                 syncing: false,
                 first_unsynced_at: None,
                 poisoned: None,
-                shutdown: false,
             }),
             durable: Condvar::new(),
-            syncer_wakeup: Condvar::new(),
             poisoned: AtomicBool::new(false),
             records_appended_total: AtomicU64::new(0),
             fsync_stats: Mutex::new(FsyncStats::default()),
@@ -134,10 +139,17 @@ impl Shared {
             fail_next_fsync: AtomicBool::new(false),
             #[cfg(test)]
             fail_next_write: AtomicBool::new(false),
+            #[cfg(test)]
+            fsync_hook: crate::tests::FsyncHook::default(),
         })
     }
 
     pub(crate) fn append(&self, record: &[u8]) -> Result<SegmentId> {
+        self.append_seq(record).map(|(segment, _)| segment)
+    }
+
+    /// [`Shared::append`], also returning the record's sequence number.
+    pub(crate) fn append_seq(&self, record: &[u8]) -> Result<(SegmentId, u64)> {
         if record.len() > MAX_RECORD_LEN {
             return Err(Error::RecordTooLarge {
                 len: record.len(),
@@ -146,12 +158,20 @@ impl Shared {
         }
         let (segment, seq) = self.write_record(record)?;
         self.records_appended_total.fetch_add(1, Ordering::Relaxed);
-        match self.options.fsync {
-            FsyncPolicy::None => {}
-            FsyncPolicy::Always => self.wait_durable(seq, true)?,
-            FsyncPolicy::Batch { .. } => self.wait_durable(seq, false)?,
+        if let Some(window) = self.gathering_window() {
+            self.wait_durable(seq, window)?;
         }
-        Ok(segment)
+        Ok((segment, seq))
+    }
+
+    /// How long an fsync may wait for more records after the oldest unsynced one was
+    /// written; `None` when appends do not wait for fsyncs at all.
+    fn gathering_window(&self) -> Option<Duration> {
+        match self.options.fsync {
+            FsyncPolicy::None => None,
+            FsyncPolicy::Always => Some(Duration::ZERO),
+            FsyncPolicy::Batch { max_delay } => Some(max_delay),
+        }
     }
 
     /// Writes one framed record with a single write(2); returns its segment and
@@ -190,9 +210,8 @@ impl Shared {
         let seq = writer.written_seq;
         let mut sync = self.sync.lock();
         sync.written_seq = seq;
-        if sync.first_unsynced_at.is_none() {
+        if sync.first_unsynced_at.is_none() && self.gathering_window().is_some() {
             sync.first_unsynced_at = Some(Instant::now());
-            self.syncer_wakeup.notify_one();
         }
         Ok((segment, seq))
     }
@@ -247,10 +266,10 @@ impl Shared {
         Ok(new_id)
     }
 
-    /// Makes every record written before this call durable.
+    /// Makes every record written before this call durable now (no gathering window).
     pub(crate) fn sync(&self) -> Result<()> {
         let target = self.sync.lock().written_seq;
-        self.wait_durable(target, true)
+        self.wait_durable(target, Duration::ZERO)
     }
 
     /// Blocks until every record written so far is durable under the policy; fails
@@ -258,16 +277,16 @@ impl Shared {
     pub(crate) fn wait_all_durable(&self) -> Result<()> {
         self.check_poisoned()?;
         let target = self.sync.lock().written_seq;
-        match self.options.fsync {
-            FsyncPolicy::None => Ok(()),
-            FsyncPolicy::Always => self.wait_durable(target, true),
-            FsyncPolicy::Batch { .. } => self.wait_durable(target, false),
+        match self.gathering_window() {
+            None => Ok(()),
+            Some(window) => self.wait_durable(target, window),
         }
     }
 
-    /// Blocks until record `seq` is durable. With `lead`, runs the fsync itself when no
-    /// one else is; otherwise waits for the background syncer.
-    fn wait_durable(&self, seq: u64, lead: bool) -> Result<()> {
+    /// Blocks until record `seq` is durable. Leads the fsync itself when none is
+    /// running and the oldest unsynced record is `window` old (at once for zero);
+    /// otherwise waits for the running fsync, or for the window to end.
+    fn wait_durable(&self, seq: u64, window: Duration) -> Result<()> {
         let mut sync = self.sync.lock();
         loop {
             if sync.synced_seq >= seq {
@@ -276,11 +295,25 @@ impl Shared {
             if let Some(reason) = &sync.poisoned {
                 return Err(Error::Poisoned(reason.clone()));
             }
-            if lead && !sync.syncing {
-                sync = self.lead_sync(sync);
+            if sync.syncing {
+                self.durable.wait(&mut sync);
                 continue;
             }
-            self.durable.wait(&mut sync);
+            // `first_unsynced_at` is `Some` whenever a record is unsynced and no fsync
+            // runs; `None` here (a record written under the `None` policy, then
+            // `sync`) means no gathering.
+            let deadline = match sync.first_unsynced_at {
+                Some(first) if !window.is_zero() => first.checked_add(window),
+                _ => Some(Instant::now()),
+            };
+            match deadline {
+                Some(deadline) if Instant::now() >= deadline => sync = self.lead_sync(sync),
+                Some(deadline) => {
+                    self.durable.wait_until(&mut sync, deadline);
+                }
+                // A window too long to represent: only `sync` makes records durable.
+                None => self.durable.wait(&mut sync),
+            }
         }
     }
 
@@ -291,7 +324,11 @@ impl Shared {
         sync.first_unsynced_at = None;
         let file = Arc::clone(&sync.active_file);
         let target = sync.written_seq;
-        let result = MutexGuard::unlocked(&mut sync, || self.timed_fsync(&file));
+        let result = MutexGuard::unlocked(&mut sync, || {
+            #[cfg(test)]
+            self.fsync_hook.before_fsync(target)?;
+            self.timed_fsync(&file)
+        });
         sync.syncing = false;
         match result {
             Ok(()) if sync.poisoned.is_none() => {
@@ -306,7 +343,6 @@ impl Shared {
             }
         }
         self.durable.notify_all();
-        self.syncer_wakeup.notify_one();
         sync
     }
 
@@ -339,41 +375,6 @@ impl Shared {
         sync.poisoned.get_or_insert(reason);
         self.poisoned.store(true, Ordering::Release);
         self.durable.notify_all();
-        self.syncer_wakeup.notify_one();
-    }
-
-    /// Background syncer of the `Batch` policy: fsyncs at most `max_delay` after the
-    /// first unsynced write. Returns at shutdown.
-    pub(crate) fn run_syncer(&self, max_delay: Duration) {
-        let mut sync = self.sync.lock();
-        loop {
-            if sync.shutdown {
-                return;
-            }
-            let pending = sync.written_seq > sync.synced_seq;
-            if !pending || sync.syncing || sync.poisoned.is_some() {
-                self.syncer_wakeup.wait(&mut sync);
-                continue;
-            }
-            if let Some(first) = sync.first_unsynced_at {
-                let Some(deadline) = first.checked_add(max_delay) else {
-                    // A delay too long to represent: only `sync` makes records durable.
-                    self.syncer_wakeup.wait(&mut sync);
-                    continue;
-                };
-                if Instant::now() < deadline {
-                    self.syncer_wakeup.wait_until(&mut sync, deadline);
-                    continue;
-                }
-            }
-            sync = self.lead_sync(sync);
-        }
-    }
-
-    pub(crate) fn shutdown(&self) {
-        let mut sync = self.sync.lock();
-        sync.shutdown = true;
-        self.syncer_wakeup.notify_all();
     }
 
     pub(crate) fn segment_ids(&self) -> Vec<SegmentId> {

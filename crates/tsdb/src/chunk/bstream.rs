@@ -1,23 +1,17 @@
 //! Bit streams of the XOR chunk encoding: most significant bit first, the way
 //! Prometheus' `bstream` lays them out.
 
-/// An append-only bit stream over a byte vector.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct BitWriter {
-    pub(crate) bytes: Vec<u8>,
+/// An append-only bit stream over a byte vector, borrowed from its owner (the chunk
+/// keeps `free_bits` beside its other small fields, where it costs no padding).
+#[derive(Debug)]
+pub(crate) struct BitWriter<'a> {
+    pub(crate) bytes: &'a mut Vec<u8>,
     /// Unused low bits of the last byte of `bytes` (0..=7). When it is not 0,
     /// `bytes` is not empty and those bits are zero.
-    pub(crate) free_bits: u8,
+    pub(crate) free_bits: &'a mut u8,
 }
 
-impl BitWriter {
-    pub(crate) fn with_bytes(bytes: Vec<u8>) -> BitWriter {
-        BitWriter {
-            bytes,
-            free_bits: 0,
-        }
-    }
-
+impl BitWriter<'_> {
     pub(crate) fn write_bit(&mut self, bit: bool) {
         self.write_bits(u64::from(bit), 1);
     }
@@ -37,8 +31,8 @@ impl BitWriter {
         // Left-align the bits to write; `64 - nbits` is in 0..=63.
         let mut aligned = value << (64 - nbits);
         let mut remaining = nbits;
-        if self.free_bits > 0 {
-            let free = u32::from(self.free_bits);
+        if *self.free_bits > 0 {
+            let free = u32::from(*self.free_bits);
             let take = remaining.min(free);
             // `take` is in 1..=8, so the shift is in 56..=63 and `top` < 2^take.
             let top = (aligned >> (64 - take)) as u8;
@@ -46,7 +40,7 @@ impl BitWriter {
                 *last |= top << (free - take);
             }
             // `take` <= 7 here (free_bits < 8) and `free - take` fits a u8.
-            self.free_bits = (free - take) as u8;
+            *self.free_bits = (free - take) as u8;
             aligned <<= take;
             remaining -= take;
         }
@@ -58,7 +52,7 @@ impl BitWriter {
         if remaining > 0 {
             // The bits below the `remaining` top bits of `aligned` are zero.
             self.bytes.push((aligned >> 56) as u8);
-            self.free_bits = (8 - remaining) as u8;
+            *self.free_bits = (8 - remaining) as u8;
         }
     }
 

@@ -445,13 +445,14 @@ proptest! {
 
     #[test]
     fn bit_fields_round_trip(fields in prop::collection::vec((any::<u64>(), 0u32..=64), 0..200)) {
-        let mut writer = bstream::BitWriter::default();
+        let (mut bytes, mut free_bits) = (Vec::new(), 0);
+        let mut writer = bstream::BitWriter { bytes: &mut bytes, free_bits: &mut free_bits };
         for &(value, width) in &fields {
             writer.write_bits(value, width);
         }
         let total_bits: usize = fields.iter().map(|&(_, width)| width as usize).sum();
-        prop_assert_eq!(writer.bytes.len(), total_bits.div_ceil(8));
-        let mut reader = bstream::BitReader::new(&writer.bytes, 0);
+        prop_assert_eq!(bytes.len(), total_bits.div_ceil(8));
+        let mut reader = bstream::BitReader::new(&bytes, 0);
         for &(value, width) in &fields {
             let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
             prop_assert_eq!(reader.read_bits(width), Ok(value & mask));
@@ -462,13 +463,14 @@ proptest! {
 
     #[test]
     fn varints_round_trip(values in prop::collection::vec(any::<i64>(), 0..50)) {
-        let mut writer = bstream::BitWriter::default();
+        let (mut bytes, mut free_bits) = (Vec::new(), 0);
+        let mut writer = bstream::BitWriter { bytes: &mut bytes, free_bits: &mut free_bits };
         writer.write_bit(true);
         for &value in &values {
             writer.write_varint(value);
             writer.write_uvarint(value as u64);
         }
-        let mut reader = bstream::BitReader::new(&writer.bytes, 1);
+        let mut reader = bstream::BitReader::new(&bytes, 1);
         for &value in &values {
             prop_assert_eq!(reader.read_varint(), Ok(value));
             prop_assert_eq!(reader.read_uvarint(), Ok(value as u64));

@@ -35,8 +35,10 @@ enum ClosedBody {
 
 #[derive(Debug)]
 pub(crate) struct SeriesData {
-    /// Closed in-order chunks, oldest first.
-    closed: Vec<ClosedChunk>,
+    /// Closed in-order chunks, oldest first. A boxed slice, not a `Vec`: one closes
+    /// every 120 samples, so the spare capacity field would be dead weight in every
+    /// series.
+    closed: Box<[ClosedChunk]>,
     /// The in-order chunk appended to; newer than every closed one. `None` only when
     /// there are no closed chunks either (nothing in order yet, or all truncated).
     /// Its newest sample is the series' newest in-order one.
@@ -58,7 +60,7 @@ fn chunk_range_end(t: i64, block_range: i64) -> i64 {
 impl SeriesData {
     pub(crate) fn new() -> SeriesData {
         SeriesData {
-            closed: Vec::new(),
+            closed: Box::default(),
             open: None,
             out_of_order: None,
             last_exemplar_time: i64::MIN,
@@ -127,13 +129,15 @@ impl SeriesData {
         };
         // Exact growth: a series closes a chunk every 120 samples, and Vec's
         // minimum of four slots would hold ~150 unused bytes per series.
-        self.closed.reserve_exact(1);
-        self.closed.push(ClosedChunk {
+        let mut closed = std::mem::take(&mut self.closed).into_vec();
+        closed.reserve_exact(1);
+        closed.push(ClosedChunk {
             min_time,
             max_time,
             num_samples,
             body,
         });
+        self.closed = closed.into_boxed_slice();
     }
 
     /// Calls `visit` with the samples of every in-order chunk overlapping
@@ -153,7 +157,7 @@ impl SeriesData {
             let bytes: &[u8] = match &chunk.body {
                 ClosedBody::Memory(bytes) => bytes,
                 ClosedBody::Spilled(spilled) => {
-                    read = files.read(spilled)?;
+                    read = files.read(chunk.min_time, spilled)?;
                     &read
                 }
             };
@@ -303,13 +307,17 @@ impl SeriesData {
     /// Drops everything before `boundary` (persisted in a block), releasing dropped
     /// chunks' space in the head chunk files.
     pub(crate) fn truncate_before(&mut self, boundary: i64, files: &HeadChunkFiles) {
-        self.closed.retain(|c| {
-            let keep = c.max_time >= boundary;
-            if !keep && let ClosedBody::Spilled(spilled) = &c.body {
-                files.release(spilled.window);
-            }
-            keep
-        });
+        if self.closed.iter().any(|c| c.max_time < boundary) {
+            let mut closed = std::mem::take(&mut self.closed).into_vec();
+            closed.retain(|c| {
+                let keep = c.max_time >= boundary;
+                if !keep && matches!(c.body, ClosedBody::Spilled(_)) {
+                    files.release(c.min_time);
+                }
+                keep
+            });
+            self.closed = closed.into_boxed_slice();
+        }
         if self.open.as_ref().is_some_and(|c| c.max_time() < boundary) {
             self.open = None;
         }
@@ -333,7 +341,7 @@ impl SeriesData {
     /// Heap bytes held for samples (closed chunk references and any closed chunk
     /// kept in memory, the open chunk's capacity, the out-of-order buffer).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+        self.closed.len() * std::mem::size_of::<ClosedChunk>()
             + self
                 .closed
                 .iter()
@@ -400,6 +408,12 @@ fn merge_sorted(a: &[(i64, f64)], b: &[(i64, f64)]) -> Vec<(i64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_chunk_reference_stays_small() {
+        // Kept on the heap for every closed chunk of every series (see `SpilledChunk`).
+        assert_eq!(std::mem::size_of::<ClosedChunk>(), 48);
+    }
 
     const HOUR: i64 = 3_600_000;
 

@@ -2,6 +2,7 @@
 //! model-based test in `model.rs`, concurrency in `concurrent.rs`.
 
 mod concurrent;
+mod group_commit;
 mod model;
 mod props;
 
@@ -15,6 +16,31 @@ use parking_lot::Mutex;
 
 use crate::segment::{FRAME_HEADER_LEN, HEADER_LEN, encode_header, framed_len, segment_path};
 use crate::{Error, FsyncPolicy, RepairReport, SegmentId, Wal, WalOptions};
+
+/// A test's code run before every data fsync of a log, with the sequence number the
+/// fsync will cover; an error fails the fsync as the disk would.
+type FsyncHookFn = dyn Fn(u64) -> std::io::Result<()> + Send + Sync;
+
+/// Where a test installs its [`FsyncHookFn`] (none by default).
+#[derive(Default)]
+pub(crate) struct FsyncHook(Mutex<Option<Arc<FsyncHookFn>>>);
+
+impl std::fmt::Debug for FsyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncHook")
+    }
+}
+
+impl FsyncHook {
+    pub(crate) fn set(&self, hook: impl Fn(u64) -> std::io::Result<()> + Send + Sync + 'static) {
+        *self.0.lock() = Some(Arc::new(hook));
+    }
+
+    pub(crate) fn before_fsync(&self, target: u64) -> std::io::Result<()> {
+        let hook = self.0.lock().clone();
+        hook.map_or(Ok(()), |hook| hook(target))
+    }
+}
 
 pub(crate) fn options(segment_size_bytes: u64, fsync: FsyncPolicy) -> WalOptions {
     WalOptions {
@@ -296,7 +322,7 @@ fn failed_fsync_poisons_the_log() {
 }
 
 #[test]
-fn failed_fsync_in_the_batch_syncer_fails_the_waiting_append() {
+fn failed_batch_fsync_fails_the_waiting_append() {
     let dir = tempfile::tempdir().unwrap();
     let policy = FsyncPolicy::Batch {
         max_delay: Duration::from_millis(1),
@@ -323,7 +349,7 @@ fn failed_write_poisons_and_the_torn_frame_is_repaired() {
 }
 
 #[test]
-fn drop_stops_the_syncer_promptly() {
+fn drop_is_prompt_with_a_long_gathering_window() {
     let dir = tempfile::tempdir().unwrap();
     let policy = FsyncPolicy::Batch {
         max_delay: Duration::from_secs(30),
@@ -338,7 +364,7 @@ fn drop_stops_the_syncer_promptly() {
 #[test]
 fn explicit_sync_releases_a_batch_waiter_early() {
     let dir = tempfile::tempdir().unwrap();
-    // Even a delay too long to add to an `Instant` must not panic the syncer.
+    // Even a delay too long to add to an `Instant` must not panic a waiting append.
     let policy = FsyncPolicy::Batch {
         max_delay: Duration::MAX,
     };
