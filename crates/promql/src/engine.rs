@@ -204,8 +204,35 @@ impl Engine {
     }
 }
 
-fn parse(query: &str) -> Result<Expr> {
-    parser::parse(query).map_err(Error::Parse)
+/// Recently parsed queries: dashboards send the same few queries again and again, and
+/// parsing one (promql-parser's LR parser) cost about a tenth of a small range query.
+/// Shared by every query of the process; only successful parses are kept.
+static PARSED: std::sync::LazyLock<std::sync::Mutex<HashMap<String, std::sync::Arc<Expr>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Most queries [`PARSED`] keeps; when full it starts over.
+const MAX_PARSED: usize = 512;
+
+/// Longest query text [`PARSED`] keeps (a generated query of many kilobytes is rarely
+/// repeated, and would make the cache large).
+const MAX_PARSED_QUERY_BYTES: usize = 4096;
+
+fn parse(query: &str) -> Result<std::sync::Arc<Expr>> {
+    let cacheable = query.len() <= MAX_PARSED_QUERY_BYTES;
+    if cacheable
+        && let Ok(parsed) = PARSED.lock()
+        && let Some(expr) = parsed.get(query)
+    {
+        return Ok(std::sync::Arc::clone(expr));
+    }
+    let expr = std::sync::Arc::new(parser::parse(query).map_err(Error::Parse)?);
+    if cacheable && let Ok(mut parsed) = PARSED.lock() {
+        if parsed.len() >= MAX_PARSED {
+            parsed.clear();
+        }
+        parsed.insert(query.to_owned(), std::sync::Arc::clone(&expr));
+    }
+    Ok(expr)
 }
 
 /// `11000` → `11,000`.
