@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sightline_model::Labels;
 
-use crate::block::{Block, BlockWriter};
+use crate::block::{Block, BlockWriter, LastGroup};
 use crate::db::{Db, duration_millis, merge_parts};
 use crate::wal_records::{RecordBuilder, RefExemplar};
 use crate::{Error, Result};
@@ -263,11 +263,12 @@ impl Db {
             .filter(|(_, b)| b.num_series() > 0)
             .map(|(i, b)| (i, 0, b.labels(0)))
             .collect();
+        let mut last_groups: Vec<LastGroup> = inputs.iter().map(|_| LastGroup::default()).collect();
         while let Some(smallest) = cursors.iter().map(|c| c.2.clone()).min() {
             let mut parts = Vec::new();
             for cursor in cursors.iter_mut().filter(|c| c.2 == smallest) {
                 let block = &inputs[cursor.0];
-                parts.push(block.samples(cursor.1)?);
+                parts.push(block.samples(cursor.1, &mut last_groups[cursor.0])?);
                 cursor.1 += 1;
                 cursor.2 = block.labels(cursor.1);
             }

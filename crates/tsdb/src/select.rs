@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use sightline_model::time::{from_millis, to_millis};
 use sightline_model::{Labels, Sample, Timestamp};
 
-use crate::block::Block;
+use crate::block::{Block, LastGroup};
 use crate::db::{Db, SeriesSamples, ceil_millis};
 use crate::head::MemSeries;
 use crate::matcher::Matcher;
@@ -332,6 +332,8 @@ impl Selection<'_> {
     ) -> Result<Vec<SeriesMillis>> {
         let (mint, maxt) = (self.mint, self.maxt);
         let mut decoder = ChunkDecoder::default();
+        let mut last_groups: Vec<LastGroup> =
+            self.blocks.iter().map(|_| LastGroup::default()).collect();
         let mut out = Vec::with_capacity(series.len());
         for planned in series {
             let parts = &self.parts[planned.parts];
@@ -341,8 +343,14 @@ impl Selection<'_> {
                 let before = samples.len();
                 match part {
                     Part::Block { block, id } => {
-                        let block = &self.blocks[*block as usize];
-                        block.samples_in(*id, mint, maxt, &mut decoder, &mut samples)?;
+                        let index = *block as usize;
+                        self.blocks[index].samples_in(
+                            *id,
+                            (mint, maxt),
+                            &mut decoder,
+                            &mut last_groups[index],
+                            &mut samples,
+                        )?;
                     }
                     Part::Head(series) => {
                         samples.extend(self.db.head.series_samples(series, mint, maxt)?);

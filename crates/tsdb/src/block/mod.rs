@@ -106,8 +106,18 @@ pub(crate) struct Block {
     chunks: Vec<ChunkMeta>,
     groups: Vec<GroupEntry>,
     index: LabelIndex,
-    last_group: Mutex<Option<(u32, Arc<DecodedGroup>)>>,
+    /// The group decoded last by any reader: the next query of the same series (a
+    /// dashboard refreshing) finds it without decompressing.
+    shared_last_group: Mutex<Option<(u32, Arc<DecodedGroup>)>>,
 }
+
+/// The sample group one reader of one block decoded last: reading the block's series
+/// in order then decompresses each group once. Each reader (a decoding thread, a
+/// compaction input) has its own, so readers of one block never evict each other's
+/// group (with only the block's shared one, two decoding threads decompressed a group
+/// per series). Use one per block: it does not tell blocks apart.
+#[derive(Debug, Default)]
+pub(crate) struct LastGroup(Option<(u32, Arc<DecodedGroup>)>);
 
 fn corrupt(path: &Path, detail: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("block {}: {detail}", path.display()))
@@ -317,7 +327,7 @@ impl Block {
             chunks,
             groups,
             index: LabelIndex::default(),
-            last_group: Mutex::new(None),
+            shared_last_group: Mutex::new(None),
         })
     }
 
@@ -339,10 +349,16 @@ impl Block {
         Ok(bytes)
     }
 
-    fn group(&self, group_index: u32) -> Result<Arc<DecodedGroup>> {
-        if let Some((cached, group)) = &*self.last_group.lock()
+    fn group(&self, group_index: u32, last: &mut LastGroup) -> Result<Arc<DecodedGroup>> {
+        if let Some((cached, group)) = &last.0
             && *cached == group_index
         {
+            return Ok(Arc::clone(group));
+        }
+        if let Some((cached, group)) = &*self.shared_last_group.lock()
+            && *cached == group_index
+        {
+            last.0 = Some((group_index, Arc::clone(group)));
             return Ok(Arc::clone(group));
         }
         let entry = self
@@ -377,7 +393,8 @@ impl Block {
             return Err(corrupt(&self.path, "group stream lengths"));
         }
         let decoded = Arc::new(DecodedGroup { raw, streams });
-        *self.last_group.lock() = Some((group_index, Arc::clone(&decoded)));
+        last.0 = Some((group_index, Arc::clone(&decoded)));
+        *self.shared_last_group.lock() = Some((group_index, Arc::clone(&decoded)));
         Ok(decoded)
     }
 
@@ -450,13 +467,14 @@ impl Block {
     }
 
     /// Appends the samples of series `id` in `[mint, maxt]` to `out`, decoding only
-    /// the chunks that overlap the window.
+    /// the chunks that overlap the window; `last` is this reader's [`LastGroup`] of
+    /// this block.
     pub(crate) fn samples_in(
         &self,
         id: u32,
-        mint: i64,
-        maxt: i64,
+        (mint, maxt): (i64, i64),
         decoder: &mut ChunkDecoder,
+        last: &mut LastGroup,
         out: &mut Vec<(i64, f64)>,
     ) -> Result<()> {
         let series = self
@@ -467,7 +485,7 @@ impl Block {
         if !chunks.iter().any(|c| c.overlaps(mint, maxt)) {
             return Ok(());
         }
-        let group = self.group(series.group)?;
+        let group = self.group(series.group, last)?;
         for (i, chunk) in chunks.iter().enumerate() {
             if !chunk.overlaps(mint, maxt) {
                 continue;
@@ -499,15 +517,15 @@ impl Block {
         Ok(())
     }
 
-    /// All samples of series `id`.
-    pub(crate) fn samples(&self, id: u32) -> Result<Vec<(i64, f64)>> {
+    /// All samples of series `id` (`last`: as for [`Self::samples_in`]).
+    pub(crate) fn samples(&self, id: u32, last: &mut LastGroup) -> Result<Vec<(i64, f64)>> {
         let capacity: usize = self.chunks(id).iter().map(|c| c.num_samples as usize).sum();
         let mut out = Vec::with_capacity(capacity);
         self.samples_in(
             id,
-            i64::MIN,
-            i64::MAX,
+            (i64::MIN, i64::MAX),
             &mut ChunkDecoder::default(),
+            last,
             &mut out,
         )?;
         Ok(out)

@@ -120,7 +120,7 @@ fn round_trip() {
     assert_eq!(ids.len(), 1);
     let id = ids.min().unwrap();
     assert_eq!(block.labels(id).get("i"), Some("17"));
-    let samples = block.samples(id).unwrap();
+    let samples = block.samples(id, &mut LastGroup::default()).unwrap();
     assert_eq!(samples.len(), 100);
     assert_eq!(samples[3], (45, 3.0 * 17.0 * 0.5));
     let bytes_per_sample = block.file_bytes() as f64 / 300_000.0;
@@ -145,11 +145,20 @@ fn format_1_blocks_are_still_read() {
     for (id, (labels, samples)) in series.iter().enumerate() {
         let id = id as u32;
         assert_eq!(&block.labels(id), labels);
-        assert_eq!(&block.samples(id).unwrap(), samples);
+        assert_eq!(
+            &block.samples(id, &mut LastGroup::default()).unwrap(),
+            samples
+        );
         let (mint, maxt) = (samples[100].0, samples[200].0);
         let mut window = Vec::new();
         block
-            .samples_in(id, mint, maxt, &mut ChunkDecoder::default(), &mut window)
+            .samples_in(
+                id,
+                (mint, maxt),
+                &mut ChunkDecoder::default(),
+                &mut LastGroup::default(),
+                &mut window,
+            )
             .unwrap();
         assert_eq!(window, samples[100..=200].to_vec());
     }
@@ -248,13 +257,14 @@ proptest! {
         };
         let block = Block::open(&path).unwrap();
         let mut decoder = ChunkDecoder::default();
+        let mut last_group = LastGroup::default();
         let stored: Vec<&(Labels, &Vec<(i64, f64)>)> =
             labelled.iter().filter(|(_, s)| !s.is_empty()).collect();
         prop_assert_eq!(block.num_series(), stored.len());
         for (id, (labels, samples)) in stored.iter().enumerate() {
             let id = id as u32;
             prop_assert_eq!(&block.labels(id), labels);
-            prop_assert!(same_samples(&block.samples(id).unwrap(), samples));
+            prop_assert!(same_samples(&block.samples(id, &mut LastGroup::default()).unwrap(), samples));
             let chunks = block.chunks(id);
             prop_assert_eq!(chunks.len(), samples.len().div_ceil(MAX_CHUNK_SAMPLES));
             let (first, last) = (samples[0].0, samples[samples.len() - 1].0);
@@ -268,7 +278,7 @@ proptest! {
                     .filter(|s| s.0 >= mint && s.0 <= maxt)
                     .collect();
                 let mut got = Vec::new();
-                block.samples_in(id, mint, maxt, &mut decoder, &mut got).unwrap();
+                block.samples_in(id, (mint, maxt), &mut decoder, &mut last_group, &mut got).unwrap();
                 prop_assert!(same_samples(&got, &expected));
                 prop_assert!(block.samples_surely_in(id, mint, maxt) <= expected.len() as u64);
                 // Chunk granularity: a window in a gap inside a chunk overlaps it.
@@ -298,7 +308,10 @@ fn rewrite_blocks_and_compare_bytes() {
             BlockWriter::create(out.path(), meta.range_start, meta.range_end, meta.level).unwrap();
         for id in 0..block.num_series() as u32 {
             writer
-                .add_series(&block.labels(id), &block.samples(id).unwrap())
+                .add_series(
+                    &block.labels(id),
+                    &block.samples(id, &mut LastGroup::default()).unwrap(),
+                )
                 .unwrap();
         }
         let rewritten = Block::open(&writer.finish().unwrap().unwrap()).unwrap();
