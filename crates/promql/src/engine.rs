@@ -217,7 +217,7 @@ const MAX_PARSED: usize = 512;
 /// repeated, and would make the cache large).
 const MAX_PARSED_QUERY_BYTES: usize = 4096;
 
-fn parse(query: &str) -> Result<std::sync::Arc<Expr>> {
+pub(crate) fn parse(query: &str) -> Result<std::sync::Arc<Expr>> {
     let cacheable = query.len() <= MAX_PARSED_QUERY_BYTES;
     if cacheable
         && let Ok(parsed) = PARSED.lock()

@@ -65,6 +65,14 @@ pub fn go_format_float_fixed(value: f64) -> String {
     if value == 0.0 {
         return if value.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
+    // Between 1e-5 and 1e16 ryu writes the same shortest digits in fixed notation
+    // (`123.45`, `0.001`, `1234.0`): Go's form but for the `.0` of whole numbers. The
+    // query API formats every sample value here.
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value);
+    if !text.contains('e') {
+        return text.strip_suffix(".0").unwrap_or(text).to_owned();
+    }
     let (digits, exponent) = go_shortest_decimal(value.abs());
     let sign = if value < 0.0 { "-" } else { "" };
     // Digits before the decimal point.
@@ -139,6 +147,29 @@ mod tests {
                     reference_shortest_decimal(value)
                 );
             }
+        }
+
+        /// The fixed form from ryu's own fixed notation agrees with the one built
+        /// from the shortest digits.
+        #[test]
+        fn fixed_form_fast_path_agrees(mantissa in -1_000_000_000_000i64..1_000_000_000_000, scale in -6i32..20) {
+            let value = mantissa as f64 / 10f64.powi(scale);
+            let slow = if value == 0.0 {
+                go_format_float_fixed(value)
+            } else {
+                let (digits, exponent) = reference_shortest_decimal(value.abs());
+                let sign = if value < 0.0 { "-" } else { "" };
+                let integer_digits = exponent + 1;
+                if integer_digits <= 0 {
+                    format!("{sign}0.{}{digits}", "0".repeat(integer_digits.unsigned_abs() as usize))
+                } else if integer_digits as usize >= digits.len() {
+                    format!("{sign}{digits}{}", "0".repeat(integer_digits as usize - digits.len()))
+                } else {
+                    let (integer, fraction) = digits.split_at(integer_digits as usize);
+                    format!("{sign}{integer}.{fraction}")
+                }
+            };
+            proptest::prop_assert_eq!(go_format_float_fixed(value), slow);
         }
 
         /// Values as counters and gauges hold them: integers and short decimals.

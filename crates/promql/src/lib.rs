@@ -17,6 +17,12 @@ mod memo;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryResult};
+
+/// Parses `query` as the engine will, so an API can refuse a bad query at once (before
+/// queueing it); the parse is kept, and evaluating the query then reuses it.
+pub fn check_query(query: &str) -> Result<()> {
+    engine::parse(query).map(|_| ())
+}
 pub use functions::almost_equal;
 pub use go_format::{go_format_float, go_format_float_exponent, go_format_float_fixed};
 pub use value::{Point, Series, Value, VectorSample};

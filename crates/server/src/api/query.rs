@@ -147,8 +147,7 @@ async fn run_query(
     };
     let query = form.value("query").unwrap_or("").to_string();
     // Parse before queueing so a typo is answered at once, not after a full queue.
-    promql_parser::parser::parse(&query)
-        .map_err(|cause| ApiError::from(sightline_promql::Error::Parse(cause)))?;
+    sightline_promql::check_query(&query).map_err(ApiError::from)?;
     let db = tenant_db(state, headers)?;
     let request = QueryRequest {
         query,
