@@ -20,7 +20,11 @@ HISTOGRAMS=${HISTOGRAMS:-4}
 DAYS=${DAYS:-7}
 INTERVAL_SECONDS=${INTERVAL_SECONDS:-60}
 SEED=${SEED:-1}
-CONCURRENCY=${CONCURRENCY:-2}
+# One connection: the week is sent in time order as fast as it is accepted (~7 hours of
+# data time per second), and with two a connection that lags behind the other by a
+# fraction of a second can fall behind a head cut and see its samples refused as too
+# old (as Prometheus would refuse them).
+CONCURRENCY=${CONCURRENCY:-1}
 # Timing.
 QUERIES=${QUERIES:-$BENCH_DIR/queries.txt}
 RANGES=${RANGES:-"1h 24h 7d"}
