@@ -8,8 +8,6 @@
 //! input. Entries are keyed by the input's [`Labels::identity`] and keep the input
 //! alive, so an address can't be reused by another set while its entry exists.
 
-use std::collections::HashMap;
-
 use sightline_model::Labels;
 use sightline_model::id_hash::IdHashMap;
 
@@ -55,17 +53,13 @@ impl<V: Clone> LabelMemo<V> {
 /// memoized by the pair's identities.
 #[derive(Debug)]
 pub(crate) struct PairMemo<V> {
-    entries: HashMap<
-        (usize, usize),
-        (Labels, Labels, V),
-        std::hash::BuildHasherDefault<sightline_model::id_hash::IdHasher>,
-    >,
+    entries: IdHashMap<(usize, usize), (Labels, Labels, V)>,
 }
 
 impl<V> Default for PairMemo<V> {
     fn default() -> PairMemo<V> {
         PairMemo {
-            entries: HashMap::default(),
+            entries: IdHashMap::default(),
         }
     }
 }
