@@ -13,7 +13,8 @@ use sightline_model::id_hash::IdHashMap;
 
 /// Most entries a memo holds; past it, it starts over. Inputs made anew at every step
 /// (e.g. by `label_replace`) would otherwise grow it with every step.
-const MAX_ENTRIES: usize = 1 << 16;
+/// Small in tests, so queries over a few hundred series make memos start over.
+pub(crate) const MAX_ENTRIES: usize = if cfg!(test) { 64 } else { 1 << 16 };
 
 /// Values derived from one label set, memoized by the set's identity.
 #[derive(Debug)]
@@ -87,8 +88,9 @@ impl<V: Clone> PairMemo<V> {
 }
 
 /// A [`LabelMemo`] of derived label sets that are interned: inputs whose derived sets
-/// have equal contents get the very same set, so a caller may group by
-/// [`Labels::identity`] (an aggregation's groups, a histogram's bucket groups).
+/// have equal contents usually get the very same set, so grouping by them compares
+/// addresses, not strings (an aggregation's groups, a histogram's bucket groups).
+/// Not always: a memo that fills up starts over, so callers still group by content.
 #[derive(Debug, Default)]
 pub(crate) struct InternedMemo {
     derived: LabelMemo<Labels>,

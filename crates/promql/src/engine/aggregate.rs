@@ -166,12 +166,12 @@ impl Evaluator<'_> {
         if op != T_LIMIT_RATIO && k < 1 {
             return Ok(Vec::new());
         }
-        // Groups in order of first appearance; group labels are interned, so their
-        // identity tells them apart.
-        let mut slot_of: IdHashMap<usize, usize> = IdHashMap::default();
+        // Groups in order of first appearance. Keyed by content (a label set hashes
+        // as its fingerprint; interned groups compare equal by address).
+        let mut slot_of: IdHashMap<&Labels, usize> = IdHashMap::default();
         let mut grouped: Vec<Vec<VectorSample>> = Vec::new();
         for (sample, group) in input.into_iter().zip(&groups) {
-            let slot = *slot_of.entry(group.identity()).or_insert_with(|| {
+            let slot = *slot_of.entry(group).or_insert_with(|| {
                 grouped.push(Vec::new());
                 grouped.len() - 1
             });
@@ -252,23 +252,20 @@ fn aggregate_values(
     group_labels: Vec<Labels>,
     t: Millis,
 ) -> Vec<VectorSample> {
-    // Groups in order of first appearance; group labels are interned, so their
-    // identity tells them apart.
-    let mut slot_of: IdHashMap<usize, usize> = IdHashMap::default();
+    // Groups in order of first appearance. Keyed by content (a label set hashes as
+    // its fingerprint; interned groups compare equal by address).
+    let mut slot_of: IdHashMap<Labels, usize> = IdHashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for (sample, key) in input.into_iter().zip(group_labels) {
         let v = sample.v;
-        let Some(group) = slot_of
-            .get(&key.identity())
-            .and_then(|&slot| groups.get_mut(slot))
-        else {
+        let Some(group) = slot_of.get(&key).and_then(|&slot| groups.get_mut(slot)) else {
             let value = match op {
                 T_STDDEV | T_STDVAR if v.is_nan() || v.is_infinite() => f64::NAN,
                 T_STDDEV | T_STDVAR => 0.0,
                 T_COUNT | T_GROUP => 1.0,
                 _ => v,
             };
-            slot_of.insert(key.identity(), groups.len());
+            slot_of.insert(key.clone(), groups.len());
             groups.push(Group {
                 labels: key,
                 value,

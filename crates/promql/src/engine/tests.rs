@@ -518,3 +518,63 @@ fn aggregations_over_range_functions_match_the_general_path() {
         );
     }
 }
+
+/// More series than a memo holds (`memo::MAX_ENTRIES` is small in tests), so memos
+/// start over in the middle of a step: groups must still come out once each, with the
+/// same values a fresh evaluation gives.
+#[test]
+fn memos_that_start_over_keep_groups_whole() {
+    let mut store = MemStore::default();
+    let n = 3 * crate::memo::MAX_ENTRIES + 7;
+    for i in 0..n {
+        let samples: Vec<(Millis, f64)> = (0..=6)
+            .map(|s| (s * 10_000, (s * i as i64) as f64))
+            .collect();
+        // More groups than a memo holds, several series each.
+        let job = format!("j{}", i % (crate::memo::MAX_ENTRIES + 9));
+        let instance = i.to_string();
+        let le = ["0.1", "1", "+Inf"][i % 3];
+        store.series.push(series(
+            &[
+                ("__name__", "m_bucket"),
+                ("job", &job),
+                ("instance", &instance),
+                ("le", le),
+            ],
+            &samples,
+        ));
+    }
+    let engine = Engine::default();
+    let Value::Matrix(by_job) = engine
+        .range_query(
+            &store,
+            "sum by (job) (rate(m_bucket[30s]))",
+            30_000,
+            60_000,
+            10_000,
+        )
+        .unwrap()
+        .value
+    else {
+        panic!("expected a matrix");
+    };
+    let groups = crate::memo::MAX_ENTRIES + 9;
+    assert_eq!(by_job.len(), groups);
+    for series in &by_job {
+        assert_eq!(series.points.len(), 4, "{series:?}");
+    }
+    let Value::Matrix(by_le) = engine
+        .range_query(
+            &store,
+            "histogram_quantile(0.5, sum by (le, job) (rate(m_bucket[30s])))",
+            30_000,
+            60_000,
+            10_000,
+        )
+        .unwrap()
+        .value
+    else {
+        panic!("expected a matrix");
+    };
+    assert_eq!(by_le.len(), groups);
+}

@@ -81,8 +81,9 @@ fn group_classic_buckets(
     annotations: &mut Annotations,
     memo: &mut FunctionMemo,
 ) -> Vec<(Labels, Vec<Bucket>)> {
-    // Signatures are interned, so their identity tells groups apart.
-    let mut group_index: IdHashMap<usize, usize> = IdHashMap::default();
+    // Keyed by content (a label set hashes as its fingerprint; interned signatures
+    // compare equal by address).
+    let mut group_index: IdHashMap<Labels, usize> = IdHashMap::default();
     let mut groups: Vec<(Labels, Vec<Bucket>)> = Vec::new();
     for sample in input {
         let bound = memo
@@ -107,10 +108,10 @@ fn group_classic_buckets(
             upper_bound,
             count: sample.v,
         };
-        match group_index.get(&signature.identity()) {
+        match group_index.get(&signature) {
             Some(&index) => groups[index].1.push(bucket),
             None => {
-                group_index.insert(signature.identity(), groups.len());
+                group_index.insert(signature.clone(), groups.len());
                 groups.push((signature, vec![bucket]));
             }
         }
