@@ -544,37 +544,19 @@ fn memos_that_start_over_keep_groups_whole() {
             &samples,
         ));
     }
-    let engine = Engine::default();
-    let Value::Matrix(by_job) = engine
-        .range_query(
-            &store,
-            "sum by (job) (rate(m_bucket[30s]))",
-            30_000,
-            60_000,
-            10_000,
-        )
-        .unwrap()
-        .value
-    else {
-        panic!("expected a matrix");
+    let range = |query: &str| match Engine::default()
+        .range_query(&store, query, 30_000, 60_000, 10_000)
+        .map(|result| result.value)
+    {
+        Ok(Value::Matrix(series)) => series,
+        other => panic!("{query}: expected a matrix, got {other:?}"),
     };
     let groups = crate::memo::MAX_ENTRIES + 9;
+    let by_job = range("sum by (job) (rate(m_bucket[30s]))");
     assert_eq!(by_job.len(), groups);
     for series in &by_job {
         assert_eq!(series.points.len(), 4, "{series:?}");
     }
-    let Value::Matrix(by_le) = engine
-        .range_query(
-            &store,
-            "histogram_quantile(0.5, sum by (le, job) (rate(m_bucket[30s])))",
-            30_000,
-            60_000,
-            10_000,
-        )
-        .unwrap()
-        .value
-    else {
-        panic!("expected a matrix");
-    };
-    assert_eq!(by_le.len(), groups);
+    let quantiles = range("histogram_quantile(0.5, sum by (le, job) (rate(m_bucket[30s])))");
+    assert_eq!(quantiles.len(), groups);
 }
