@@ -31,6 +31,17 @@ pub mod exposition;
 pub mod otlp;
 pub mod remote_write;
 
+/// The media type of a `Content-Type` value, lowercased and without parameters:
+/// `Application/JSON; charset=utf-8` → `application/json`.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Errors of the protocol adapters. Every variant is the client's fault: the server
 /// maps [`Error::TooLarge`] to 413 and everything else to 400 (gRPC: `InvalidArgument`,
 /// `ResourceExhausted` for too large).

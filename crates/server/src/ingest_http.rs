@@ -347,13 +347,7 @@ fn otlp_encoding(headers: &HeaderMap) -> Result<OtlpEncoding, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match media_type.as_str() {
+    match sightline_ingest::media_type(content_type).as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(OtlpEncoding::Protobuf),
         "application/json" => Ok(OtlpEncoding::Json),
         _ => Err(ApiError::new(

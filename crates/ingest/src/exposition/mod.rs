@@ -44,13 +44,7 @@ impl Format {
     /// The format a response's `Content-Type` announces. Anything that is not
     /// OpenMetrics is read as Prometheus text, as Prometheus does for text bodies.
     pub fn from_content_type(content_type: &str) -> Format {
-        let media_type = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media_type == "application/openmetrics-text" {
+        if crate::media_type(content_type) == "application/openmetrics-text" {
             Format::OpenMetrics
         } else {
             Format::PrometheusText

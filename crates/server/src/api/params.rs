@@ -28,15 +28,9 @@ impl Form {
         let body_is_form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .map(|value| {
-                value
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-            .unwrap_or(false);
+            .is_some_and(|value| {
+                sightline_ingest::media_type(value) == "application/x-www-form-urlencoded"
+            });
         let parse_error = |e: String| ApiError::bad_data(format!("error parsing form values: {e}"));
         if body_is_form && !body.is_empty() {
             form.extend_from_urlencoded(body).map_err(parse_error)?;
