@@ -5,6 +5,7 @@
 mod aggregate;
 mod binary;
 mod call;
+mod rollup;
 mod selector;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,11 @@ pub struct EngineOptions {
     /// is produced (so `label_replace(rate(x[5m]), "n", "$1", "__name__", "(.+)")`
     /// still sees the name). Off by default, as in Prometheus' server.
     pub delayed_name_removal: bool,
+    /// Evaluates instant selectors and range functions over selectors at every step
+    /// in one pass per series while the store reads it (see `engine/rollup.rs`). Off,
+    /// they are evaluated step by step over preloaded samples: the same results, slower
+    /// (kept as the reference the rollups are tested against).
+    pub rollups: bool,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +53,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             max_points_per_series: 11_000,
             delayed_name_removal: false,
+            rollups: true,
         }
     }
 }
@@ -82,7 +89,7 @@ impl Engine {
         time: Millis,
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
-        let mut evaluator = Evaluator::new(&self.options, time, time);
+        let mut evaluator = Evaluator::new(&self.options, time, time, 0);
         evaluator.preload(store, &expr)?;
         let value = match evaluator.eval(&expr, time)? {
             StepValue::Scalar(v) => Value::Scalar { t: time, v },
@@ -150,7 +157,7 @@ impl Engine {
                 ));
             }
         }
-        let mut evaluator = Evaluator::new(&self.options, start, end);
+        let mut evaluator = Evaluator::new(&self.options, start, end, step);
         evaluator.preload(store, &expr)?;
         let mut by_labels: HashMap<Labels, Vec<Point>> = HashMap::new();
         let mut t = start;
@@ -285,9 +292,14 @@ pub(crate) struct Evaluator<'a> {
     /// Query start and end (for `@ start()` / `@ end()`).
     start: Millis,
     end: Millis,
+    /// The query's steps (one for an instant query).
+    steps: rollup::Steps,
     /// Data of every selector, keyed by the selector node's address (the AST is
     /// borrowed, unmoved, for the whole evaluation).
     data: HashMap<usize, Vec<StoredSeries>>,
+    /// Nodes evaluated at every step at once: instant selectors keyed like `data`,
+    /// range function calls by the call node's address.
+    rollups: HashMap<usize, rollup::Rollup>,
     started: Instant,
     /// Delayed name removal is on.
     pub(crate) delayed: bool,
@@ -319,12 +331,24 @@ pub(crate) struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
-    fn new(options: &'a EngineOptions, start: Millis, end: Millis) -> Evaluator<'a> {
+    /// An evaluator for the steps `start, start + step, …, end` (`step` 0: `start` only).
+    fn new(options: &'a EngineOptions, start: Millis, end: Millis, step: Millis) -> Evaluator<'a> {
+        let count = if step > 0 {
+            end.saturating_sub(start) / step + 1
+        } else {
+            1
+        };
         Evaluator {
             options,
             start,
             end,
+            steps: rollup::Steps {
+                start,
+                step,
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+            },
             data: HashMap::new(),
+            rollups: HashMap::new(),
             started: Instant::now(),
             delayed: options.delayed_name_removal,
             deadline: Instant::now().checked_add(options.timeout),
@@ -422,7 +446,12 @@ impl<'a> Evaluator<'a> {
                     other.type_name()
                 ))),
             },
-            Expr::VectorSelector(vs) => Ok(StepValue::Vector(self.eval_vector_selector(vs, t)?)),
+            Expr::VectorSelector(vs) => {
+                if let Some(vector) = self.eval_rollup(selector::selector_key(vs), t)? {
+                    return Ok(StepValue::Vector(vector));
+                }
+                Ok(StepValue::Vector(self.eval_vector_selector(vs, t)?))
+            }
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
                 let window = self.eval_window(expr, t)?;
                 Ok(StepValue::Matrix(window.series))

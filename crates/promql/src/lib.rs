@@ -68,10 +68,47 @@ pub struct StoredSeries {
     pub samples: Vec<(Millis, f64)>,
 }
 
+/// What a [`SeriesVisitor`] keeps of one series: its values at some steps of a query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepValues {
+    /// Indexes of the steps that have a value, ascending.
+    pub steps: Vec<u32>,
+    /// The value at each of `steps`.
+    pub values: Vec<f64>,
+    /// The stored sample's timestamp at each of `steps` when the values are an instant
+    /// selector's (for `timestamp()`); empty otherwise.
+    pub times: Vec<Millis>,
+}
+
+/// Reduces one series' samples (ascending, unique timestamps, stale markers included)
+/// to its values at a query's steps.
+pub type SeriesVisitor<'a> = dyn Fn(&[(Millis, f64)]) -> Result<StepValues> + Sync + 'a;
+
 /// What the engine needs from a store.
 pub trait Queryable: Send + Sync {
     /// Series matching ALL `matchers` with their samples in `[mint, maxt]` (ms,
     /// inclusive), sorted by labels; series without samples in range may be omitted.
     fn select(&self, matchers: &[Matcher], mint: Millis, maxt: Millis)
     -> Result<Vec<StoredSeries>>;
+
+    /// [`Queryable::select`], with each series reduced by `visit` to what it returns;
+    /// series `visit` gives no step are left out. A store that decodes series one at a
+    /// time overrides this so that it never holds all of a long read's samples, and may
+    /// call `visit` on several threads at once.
+    fn select_visit(
+        &self,
+        matchers: &[Matcher],
+        mint: Millis,
+        maxt: Millis,
+        visit: &SeriesVisitor<'_>,
+    ) -> Result<Vec<(Labels, StepValues)>> {
+        let mut out = Vec::new();
+        for series in self.select(matchers, mint, maxt)? {
+            let values = visit(&series.samples)?;
+            if !values.steps.is_empty() {
+                out.push((series.labels, values));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -102,6 +102,7 @@ impl QueryRunner {
             // Prometheus does; the engine counts the points themselves, one more.
             max_points_per_series: self.config.max_points_per_series.saturating_add(1),
             delayed_name_removal: false,
+            rollups: true,
         };
         let store = TenantQueryable::new(
             db,

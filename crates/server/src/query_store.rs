@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use sightline_promql::{Error, Matcher, Millis, Queryable, Result, StoredSeries};
-use sightline_tsdb::Db;
+use sightline_model::Labels;
+use sightline_promql::{
+    Error, Matcher, Millis, Queryable, Result, SeriesVisitor, StepValues, StoredSeries,
+};
+use sightline_tsdb::{Db, Selection};
 
 /// Phase named in timeout errors raised while reading the store (Prometheus' name for
 /// the part of a query that selects its data).
@@ -84,17 +87,15 @@ impl TenantQueryable {
     }
 }
 
-impl Queryable for TenantQueryable {
-    fn select(
+impl TenantQueryable {
+    /// Plans a read and counts its series against `query.max_series`.
+    fn plan<'db>(
         &self,
+        db: &'db Db,
         matchers: &[Matcher],
         mint: Millis,
         maxt: Millis,
-    ) -> Result<Vec<StoredSeries>> {
-        self.check_deadline()?;
-        let Some(db) = &self.db else {
-            return Ok(Vec::new());
-        };
+    ) -> Result<Selection<'db>> {
         let selection = db.plan_select(matchers, mint, maxt);
         let max_series = self.limits.max_series;
         Self::count_against(
@@ -110,35 +111,99 @@ impl Queryable for TenantQueryable {
             },
         )?;
         self.check_deadline()?;
+        Ok(selection)
+    }
+
+    fn samples_limit_error(&self) -> Error {
+        Error::Limit(format!(
+            "query processing would load too many samples into memory in query \
+             execution; limit is {} (query.max_samples)",
+            thousands(self.limits.max_samples)
+        ))
+    }
+
+    /// Loads `selection`, reducing each series with `map`, within what is left of the
+    /// query's `query.max_samples`.
+    fn load<T: Send>(
+        &self,
+        selection: Selection<'_>,
+        map: impl Fn(&mut Vec<(i64, f64)>) -> Result<Option<T>> + Sync,
+    ) -> Result<Vec<(Labels, T)>> {
         let max_samples = self.limits.max_samples;
-        let samples_message = || {
-            format!(
-                "query processing would load too many samples into memory in query \
-                 execution; limit is {} (query.max_samples)",
-                thousands(max_samples)
-            )
-        };
         let budget_left = max_samples.saturating_sub(self.loaded_samples.load(Ordering::Relaxed));
-        let loaded = match selection.load(budget_left) {
+        // Samples decoded by this read (the store counts them whatever `map` keeps).
+        let read = AtomicUsize::new(0);
+        let loaded = selection.load_map(budget_left, |_, samples| {
+            read.fetch_add(samples.len(), Ordering::Relaxed);
+            map(samples).map_err(LoadError::Query)
+        });
+        let loaded = match loaded {
             Ok(loaded) => loaded,
-            Err(sightline_tsdb::Error::SampleLimit { loaded, .. }) => {
+            Err(LoadError::Store(sightline_tsdb::Error::SampleLimit { loaded, .. })) => {
                 self.loaded_samples.fetch_add(loaded, Ordering::Relaxed);
-                return Err(Error::Limit(samples_message()));
+                return Err(self.samples_limit_error());
             }
-            Err(error) => return Err(Error::Storage(error.to_string())),
+            Err(LoadError::Store(error)) => return Err(Error::Storage(error.to_string())),
+            Err(LoadError::Query(error)) => return Err(error),
         };
-        let samples: usize = loaded.iter().map(|series| series.samples.len()).sum();
         // Concurrent selects of one query share the budget: recheck the total.
-        Self::count_against(&self.loaded_samples, samples, max_samples, |_| {
-            samples_message()
+        Self::count_against(&self.loaded_samples, read.into_inner(), max_samples, |_| {
+            self.samples_limit_error().to_string()
         })?;
+        Ok(loaded)
+    }
+}
+
+/// Why a load failed: the store, or the engine's reduction of a series.
+#[derive(Debug)]
+enum LoadError {
+    Store(sightline_tsdb::Error),
+    Query(Error),
+}
+
+impl From<sightline_tsdb::Error> for LoadError {
+    fn from(error: sightline_tsdb::Error) -> LoadError {
+        LoadError::Store(error)
+    }
+}
+
+impl Queryable for TenantQueryable {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: Millis,
+        maxt: Millis,
+    ) -> Result<Vec<StoredSeries>> {
+        self.check_deadline()?;
+        let Some(db) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let selection = self.plan(db, matchers, mint, maxt)?;
+        let loaded = self.load(selection, |samples| Ok(Some(std::mem::take(samples))))?;
         Ok(loaded
             .into_iter()
-            .map(|series| StoredSeries {
-                labels: series.labels,
-                samples: series.samples,
-            })
+            .map(|(labels, samples)| StoredSeries { labels, samples })
             .collect())
+    }
+
+    /// Streams: each series is reduced on the store's decoding threads as soon as it is
+    /// decoded, and its samples are dropped.
+    fn select_visit(
+        &self,
+        matchers: &[Matcher],
+        mint: Millis,
+        maxt: Millis,
+        visit: &SeriesVisitor<'_>,
+    ) -> Result<Vec<(Labels, StepValues)>> {
+        self.check_deadline()?;
+        let Some(db) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let selection = self.plan(db, matchers, mint, maxt)?;
+        self.load(selection, |samples| {
+            let values = visit(samples)?;
+            Ok((!values.steps.is_empty()).then_some(values))
+        })
     }
 }
 

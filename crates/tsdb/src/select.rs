@@ -251,20 +251,49 @@ impl Selection<'_> {
     /// groups): decoding is most of a long-range query's time, and a query otherwise
     /// uses one core.
     pub fn load(self, max_samples: usize) -> Result<Vec<SeriesMillis>> {
-        self.load_in_threads(max_samples, None)
+        Ok(self
+            .load_map(max_samples, |_, samples| {
+                Ok::<_, Error>(Some(std::mem::take(samples)))
+            })?
+            .into_iter()
+            .map(|(labels, samples)| SeriesMillis { labels, samples })
+            .collect())
     }
 
-    /// [`Self::load`] with `threads` decoding threads (`None`: chosen by size).
-    pub(crate) fn load_in_threads(
+    /// [`Self::load`], handing each series' samples to `map` as soon as they are
+    /// decoded (on the decoding thread) and keeping only what it returns: a caller that
+    /// reduces a series to a few figures never holds all the samples of the read at
+    /// once, and its reduction runs on the decoding threads. `map` sees series in label
+    /// order within a thread, never an empty one; what it returns comes back in label
+    /// order, `None`s left out. Its buffer is reused for the next series when left in
+    /// place. The first error of `map` ends the read.
+    pub fn load_map<T, E, F>(self, max_samples: usize, map: F) -> Result<Vec<(Labels, T)>, E>
+    where
+        T: Send,
+        E: From<Error> + Send,
+        F: Fn(&Labels, &mut Vec<(i64, f64)>) -> Result<Option<T>, E> + Sync,
+    {
+        self.load_in_threads(max_samples, None, &map)
+    }
+
+    /// [`Self::load_map`] with `threads` decoding threads (`None`: chosen by size).
+    pub(crate) fn load_in_threads<T, E, F>(
         mut self,
         max_samples: usize,
         threads: Option<usize>,
-    ) -> Result<Vec<SeriesMillis>> {
+        map: &F,
+    ) -> Result<Vec<(Labels, T)>, E>
+    where
+        T: Send,
+        E: From<Error> + Send,
+        F: Fn(&Labels, &mut Vec<(i64, f64)>) -> Result<Option<T>, E> + Sync,
+    {
         if usize::try_from(self.samples_surely_in()).map_or(true, |n| n > max_samples) {
             return Err(Error::SampleLimit {
                 limit: max_samples,
                 loaded: 0,
-            });
+            }
+            .into());
         }
         let series = std::mem::take(&mut self.series);
         let sizes: Vec<usize> = series
@@ -282,7 +311,7 @@ impl Selection<'_> {
         });
         let loaded = AtomicUsize::new(0);
         if threads <= 1 {
-            return self.load_series(series, &loaded, max_samples);
+            return self.load_series(series, &loaded, max_samples, map);
         }
         // Contiguous runs of about equal samples.
         let mut runs: Vec<Vec<PlannedSeries>> = Vec::with_capacity(threads);
@@ -300,21 +329,20 @@ impl Selection<'_> {
         }
         let this = &self;
         let loaded = &loaded;
-        let results: Vec<Result<Vec<SeriesMillis>>> =
-            std::thread::scope(|scope| {
-                let mut runs = runs.into_iter();
-                let first = runs.next().unwrap_or_default();
-                let others: Vec<_> = runs
-                    .map(|run| scope.spawn(move || this.load_series(run, loaded, max_samples)))
-                    .collect();
-                let mut results = vec![this.load_series(first, loaded, max_samples)];
-                for handle in others {
-                    results.push(handle.join().unwrap_or_else(|_| {
-                        Err(Error::Corrupt("a decoding thread panicked".into()))
-                    }));
-                }
-                results
-            });
+        let results: Vec<Result<Vec<(Labels, T)>, E>> = std::thread::scope(|scope| {
+            let mut runs = runs.into_iter();
+            let first = runs.next().unwrap_or_default();
+            let others: Vec<_> = runs
+                .map(|run| scope.spawn(move || this.load_series(run, loaded, max_samples, map)))
+                .collect();
+            let mut results = vec![this.load_series(first, loaded, max_samples, map)];
+            for handle in others {
+                results.push(handle.join().unwrap_or_else(|_| {
+                    Err(Error::Corrupt("a decoding thread panicked".into()).into())
+                }));
+            }
+            results
+        });
         let mut out = Vec::new();
         for result in results {
             out.extend(result?);
@@ -323,21 +351,29 @@ impl Selection<'_> {
     }
 
     /// Decodes `series` in order, adding their samples to `loaded` (shared by all
-    /// decoding threads of one load).
-    fn load_series(
+    /// decoding threads of one load), and keeps what `map` makes of each.
+    fn load_series<T, E, F>(
         &self,
         series: Vec<PlannedSeries>,
         loaded: &AtomicUsize,
         max_samples: usize,
-    ) -> Result<Vec<SeriesMillis>> {
+        map: &F,
+    ) -> Result<Vec<(Labels, T)>, E>
+    where
+        E: From<Error>,
+        F: Fn(&Labels, &mut Vec<(i64, f64)>) -> Result<Option<T>, E>,
+    {
         let (mint, maxt) = (self.mint, self.maxt);
         let mut decoder = ChunkDecoder::default();
         let mut last_groups: Vec<LastGroup> =
             self.blocks.iter().map(|_| LastGroup::default()).collect();
         let mut out = Vec::with_capacity(series.len());
+        // One buffer for every series of this thread, unless `map` takes it.
+        let mut samples: Vec<(i64, f64)> = Vec::new();
         for planned in series {
             let parts = &self.parts[planned.parts];
-            let mut samples: Vec<(i64, f64)> = Vec::with_capacity(self.capacity_hint(parts));
+            samples.clear();
+            samples.reserve(self.capacity_hint(parts));
             let mut ordered = true;
             for part in parts {
                 let before = samples.len();
@@ -375,13 +411,14 @@ impl Selection<'_> {
                 return Err(Error::SampleLimit {
                     limit: max_samples,
                     loaded: total,
-                });
+                }
+                .into());
             }
-            if !samples.is_empty() {
-                out.push(SeriesMillis {
-                    labels: planned.labels,
-                    samples,
-                });
+            if samples.is_empty() {
+                continue;
+            }
+            if let Some(kept) = map(&planned.labels, &mut samples)? {
+                out.push((planned.labels, kept));
             }
         }
         Ok(out)

@@ -304,23 +304,36 @@ fn parallel_loads_match_one_thread() {
             .unwrap();
     }
     let window = (t0 + 30 * MINUTE, t0 + 5 * HOUR + MINUTE);
-    let one = db
-        .plan_select(&all(), window.0, window.1)
-        .load_in_threads(usize::MAX, Some(1))
-        .unwrap();
+    let load = |max_samples: usize, threads: usize| {
+        db.plan_select(&all(), window.0, window.1).load_in_threads(
+            max_samples,
+            Some(threads),
+            &|_, samples| Ok::<_, crate::Error>(Some(std::mem::take(samples))),
+        )
+    };
+    let one = load(usize::MAX, 1).unwrap();
     assert_eq!(one.len(), 30);
     for threads in [2, 3, 7, 64] {
-        let many = db
-            .plan_select(&all(), window.0, window.1)
-            .load_in_threads(usize::MAX, Some(threads))
-            .unwrap();
+        let many = load(usize::MAX, threads).unwrap();
         assert_eq!(many, one, "{threads} threads");
     }
-    let total: usize = one.iter().map(|s| s.samples.len()).sum();
-    let error = db
-        .plan_select(&all(), window.0, window.1)
-        .load_in_threads(total - 1, Some(3))
-        .unwrap_err();
+    // A map that reduces each series (and leaves the buffer to be reused) sees the
+    // same samples, whatever the threads.
+    let sums: Vec<(Labels, f64)> = one
+        .iter()
+        .map(|(labels, samples)| (labels.clone(), samples.iter().map(|s| s.1).sum()))
+        .collect();
+    for threads in [1, 3] {
+        let reduced = db
+            .plan_select(&all(), window.0, window.1)
+            .load_in_threads(usize::MAX, Some(threads), &|_, samples| {
+                Ok::<_, crate::Error>(Some(samples.iter().map(|s| s.1).sum::<f64>()))
+            })
+            .unwrap();
+        assert_eq!(reduced, sums, "{threads} threads");
+    }
+    let total: usize = one.iter().map(|s| s.1.len()).sum();
+    let error = load(total - 1, 3).unwrap_err();
     assert!(matches!(error, crate::Error::SampleLimit { .. }), "{error}");
 }
 

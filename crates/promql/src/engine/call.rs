@@ -49,7 +49,7 @@ pub(super) struct RangeCallLabels {
 }
 
 /// The info `rate`/`increase` give on a series whose name has no counter suffix.
-fn not_a_counter_info(labels: &Labels) -> Option<String> {
+pub(super) fn not_a_counter_info(labels: &Labels) -> Option<String> {
     let metric = labels.metric_name()?;
     let counter_like = ["_total", "_sum", "_count", "_bucket"]
         .iter()
@@ -141,6 +141,9 @@ fn value_order(a: f64, b: f64, descending: bool) -> Ordering {
 
 impl Evaluator<'_> {
     pub(crate) fn eval_call(&mut self, call: &Call, t: Millis) -> Result<StepValue> {
+        if let Some(vector) = self.eval_rollup(super::rollup::call_key(call), t)? {
+            return Ok(StepValue::Vector(vector));
+        }
         let name = call.func.name;
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         match name {

@@ -88,7 +88,7 @@ pub(super) fn duration_ms(d: &Duration) -> Millis {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn offset_ms(offset: Option<&Offset>) -> Millis {
+pub(super) fn offset_ms(offset: Option<&Offset>) -> Millis {
     match offset {
         None => 0,
         Some(Offset::Pos(d)) => duration_ms(d),
@@ -104,7 +104,7 @@ fn system_time_ms(t: &SystemTime) -> Millis {
 }
 
 /// Matcher sets (one per `or` branch) a selector selects with.
-fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+pub(super) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
     let mut groups: Vec<&[promql_parser::label::Matcher]> = Vec::new();
     if !vs.matchers.matchers.is_empty() || vs.matchers.or_matchers.is_empty() {
         groups.push(&vs.matchers.matchers);
@@ -159,9 +159,11 @@ impl Evaluator<'_> {
         base.saturating_sub(offset_ms(offset))
     }
 
-    /// Selects every selector's data once, for the whole span it is evaluated over.
+    /// Selects every selector's data once, for the whole span it is evaluated over;
+    /// nodes evaluated at the query's own steps are rolled up instead where they can be
+    /// (see `rollup`).
     pub(crate) fn preload(&mut self, store: &dyn Queryable, expr: &Expr) -> Result<()> {
-        self.preload_span(store, expr, self.start, self.end)
+        self.preload_span(store, expr, self.start, self.end, self.options.rollups)
     }
 
     fn span_of(
@@ -180,14 +182,21 @@ impl Evaluator<'_> {
         }
     }
 
+    /// `at_steps`: `expr` is evaluated at the query's own steps (it is not inside a
+    /// subquery), so it may be rolled up.
     fn preload_span(
         &mut self,
         store: &dyn Queryable,
         expr: &Expr,
         lo: Millis,
         hi: Millis,
+        at_steps: bool,
     ) -> Result<()> {
         match expr {
+            Expr::VectorSelector(vs) if at_steps && self.preload_rollup_selector(store, vs)? => {
+                Ok(())
+            }
+            Expr::Call(call) if at_steps && self.preload_rollup_call(store, call)? => Ok(()),
             Expr::VectorSelector(vs) => {
                 let (a, b) = self.span_of(vs.at.as_ref(), vs.offset.as_ref(), lo, hi);
                 let lookback = duration_ms(&self.options.lookback_delta);
@@ -199,23 +208,24 @@ impl Evaluator<'_> {
             }
             Expr::Subquery(sq) => {
                 let (a, b) = self.span_of(sq.at.as_ref(), sq.offset.as_ref(), lo, hi);
-                self.preload_span(store, &sq.expr, a.saturating_sub(duration_ms(&sq.range)), b)
+                let lo = a.saturating_sub(duration_ms(&sq.range));
+                self.preload_span(store, &sq.expr, lo, b, false)
             }
             Expr::Aggregate(agg) => {
                 if let Some(param) = &agg.param {
-                    self.preload_span(store, param, lo, hi)?;
+                    self.preload_span(store, param, lo, hi, at_steps)?;
                 }
-                self.preload_span(store, &agg.expr, lo, hi)
+                self.preload_span(store, &agg.expr, lo, hi, at_steps)
             }
-            Expr::Unary(u) => self.preload_span(store, &u.expr, lo, hi),
+            Expr::Unary(u) => self.preload_span(store, &u.expr, lo, hi, at_steps),
             Expr::Binary(b) => {
-                self.preload_span(store, &b.lhs, lo, hi)?;
-                self.preload_span(store, &b.rhs, lo, hi)
+                self.preload_span(store, &b.lhs, lo, hi, at_steps)?;
+                self.preload_span(store, &b.rhs, lo, hi, at_steps)
             }
-            Expr::Paren(p) => self.preload_span(store, &p.expr, lo, hi),
+            Expr::Paren(p) => self.preload_span(store, &p.expr, lo, hi, at_steps),
             Expr::Call(call) => {
                 for arg in &call.args.args {
-                    self.preload_span(store, arg, lo, hi)?;
+                    self.preload_span(store, arg, lo, hi, at_steps)?;
                 }
                 Ok(())
             }

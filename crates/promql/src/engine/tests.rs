@@ -560,3 +560,122 @@ fn memos_that_start_over_keep_groups_whole() {
     let quantiles = range("histogram_quantile(0.5, sum by (le, job) (rate(m_bucket[30s])))");
     assert_eq!(quantiles.len(), groups);
 }
+
+mod rollups {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Range functions and selectors that rollups evaluate, plus shapes around them.
+    const QUERIES: &[&str] = &[
+        "m",
+        "m offset 1m",
+        "timestamp(m)",
+        "rate(m[1m])",
+        "increase(m[2m] offset 30s)",
+        "delta(m[90s])",
+        "irate(m[1m])",
+        "idelta(m[1m])",
+        "deriv(m[2m])",
+        "predict_linear(m[2m], 60)",
+        "changes(m[3m])",
+        "resets(m[3m])",
+        "avg_over_time(m[1m])",
+        "sum_over_time(m[1m])",
+        "count_over_time(m[45s])",
+        "min_over_time(m[1m])",
+        "max_over_time(m[1m])",
+        "ts_of_max_over_time(m[1m])",
+        "stddev_over_time(m[2m])",
+        "stdvar_over_time(m[2m])",
+        "last_over_time(m[1m])",
+        "first_over_time(m[1m])",
+        "present_over_time(m[1m])",
+        "mad_over_time(m[2m])",
+        "double_exponential_smoothing(m[3m], 0.5, 0.5)",
+        "holt_winters(m[3m], (0.3), 0.1)",
+        "sum by (k) (rate(m[1m]))",
+        "rate({__name__=~\"m|n\"}[1m])",
+        "m / on (k) group_left n",
+        "max_over_time(rate(m[1m])[2m:30s])",
+        "rate(m[1m] @ 120)",
+    ];
+
+    /// Two metrics, a few series each, irregular samples with gaps, resets and stale
+    /// markers.
+    fn stores() -> impl Strategy<Value = MemStore> {
+        let samples = proptest::collection::vec((1i64..40, -5i32..20, 0u8..20), 0..40);
+        proptest::collection::vec(samples, 1..6).prop_map(|all| {
+            let mut store = MemStore::default();
+            for (i, gaps) in all.into_iter().enumerate() {
+                let mut t = 0;
+                let mut value = 0.0;
+                let samples: Vec<(Millis, f64)> = gaps
+                    .into_iter()
+                    .map(|(gap, step, kind)| {
+                        t += gap * 5_000;
+                        value = if step < 0 {
+                            0.0
+                        } else {
+                            value + f64::from(step)
+                        };
+                        let v = match kind {
+                            0 => f64::from_bits(sightline_model::STALE_NAN_BITS),
+                            1 => f64::NAN,
+                            _ => value,
+                        };
+                        (t, v)
+                    })
+                    .collect();
+                let name = if i % 3 == 2 { "n" } else { "m" };
+                let k = (i % 2).to_string();
+                let id = i.to_string();
+                store.series.push(series(
+                    &[("__name__", name), ("k", &k), ("id", &id)],
+                    &samples,
+                ));
+            }
+            store
+        })
+    }
+
+    fn run(
+        store: &MemStore,
+        query: &str,
+        start: Millis,
+        end: Millis,
+        step: Millis,
+        rollups: bool,
+    ) -> String {
+        let engine = Engine::new(EngineOptions {
+            rollups,
+            ..EngineOptions::default()
+        });
+        let result = if step == 0 {
+            engine.instant_query(store, query, start)
+        } else {
+            engine.range_query(store, query, start, end, step)
+        };
+        // Compared as text: NaN equals NaN there, and -0.0 differs from 0.0.
+        format!("{result:?}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Rollups give exactly what step-by-step evaluation gives: values, labels,
+        /// annotations and errors.
+        #[test]
+        fn rollups_match_step_by_step(
+            store in stores(),
+            start in 0i64..300_000,
+            length in 0i64..600_000,
+            step in prop_oneof![Just(0i64), 1_000i64..120_000],
+        ) {
+            for query in QUERIES {
+                let rolled = run(&store, query, start, start + length, step, true);
+                let stepped = run(&store, query, start, start + length, step, false);
+                prop_assert_eq!(rolled, stepped, "{}", query);
+            }
+        }
+    }
+}

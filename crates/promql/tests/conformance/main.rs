@@ -249,6 +249,7 @@ fn promql_conformance() {
     let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
     let mut runner_errors = Vec::new();
     let mut float_failures = Vec::new();
+    let mut path_mismatches = Vec::new();
     let started = std::time::Instant::now();
     for file in &files {
         let text =
@@ -265,7 +266,18 @@ fn promql_conformance() {
                 runner_errors.push(format!("{file}:{line}: {error}"));
             }
         }
-        let results = runner::run_script(file, &commands);
+        let results = runner::run_script(file, &commands, true);
+        // The step-by-step path (rollups off) is the reference the rollups replace:
+        // every case must come out the same on both.
+        let reference = runner::run_script(file, &commands, false);
+        for (rolled, stepped) in results.iter().zip(&reference) {
+            if rolled.outcome != stepped.outcome {
+                path_mismatches.push(format!(
+                    "{file}:{} `{}`: with rollups {:?}, step by step {:?}",
+                    rolled.line, rolled.expr, rolled.outcome, stepped.outcome
+                ));
+            }
+        }
         let mut tally = Tally::default();
         for result in &results {
             tally.add(result);
@@ -310,6 +322,12 @@ fn promql_conformance() {
     assert!(
         runner_errors.is_empty(),
         "the runner could not read: {runner_errors:#?}"
+    );
+    assert!(
+        path_mismatches.is_empty(),
+        "{} cases differ between rollups and step-by-step evaluation:\n  {}",
+        path_mismatches.len(),
+        path_mismatches.join("\n  ")
     );
 
     let baseline_path = conformance_dir().join("baseline.txt");
@@ -397,7 +415,7 @@ fn runner_rejects_wrong_expectations() {
         eval instant at 2m scalar(foo{a=\"x\"})\n  3\n\n\
         eval instant at 2m scalar(foo{a=\"x\"})\n  3.5\n";
     let commands = script::parse_script(script).expect("test script parses");
-    let results = runner::run_script("self_test.test", &commands);
+    let results = runner::run_script("self_test.test", &commands, true);
     let passed: Vec<bool> = results.iter().map(|r| r.outcome == Outcome::Pass).collect();
     if !passed[0] {
         // The engine cannot evaluate a plain selector yet: nothing to check.

@@ -46,8 +46,10 @@ pub(crate) struct CaseResult {
     pub(crate) outcome: Outcome,
 }
 
-fn engine() -> Engine {
+/// `rollups`: see [`EngineOptions::rollups`]; both paths must pass the same cases.
+fn engine(rollups: bool) -> Engine {
     Engine::new(EngineOptions {
+        rollups,
         // promqltest's built-in suite runs with DefaultMaxSamplesPerQuery.
         max_samples: 10_000,
         timeout: Duration::from_secs(5),
@@ -59,8 +61,8 @@ fn engine() -> Engine {
 }
 
 /// Runs every eval of a parsed script.
-pub(crate) fn run_script(file: &str, commands: &[Command]) -> Vec<CaseResult> {
-    let engine = engine();
+pub(crate) fn run_script(file: &str, commands: &[Command], rollups: bool) -> Vec<CaseResult> {
+    let engine = engine(rollups);
     let mut store = MemStore::default();
     let mut snapshot = Arc::new(Snapshot::new(&store));
     let mut results = Vec::new();

@@ -1,0 +1,414 @@
+//! Rollups: an instant selector, or a range function over a matrix selector
+//! (`rate(x[5m])`), evaluated at every step of the query in one pass over each series,
+//! while the store decodes it (VictoriaMetrics' "rollups").
+//!
+//! Step by step, such a node cut each series' window out of samples preloaded for the
+//! whole query and copied it at every step: a week of samples held for every series
+//! of the query at once, and the windows searched and copied step after step. A
+//! rollup walks each series once with two cursors moving forward, on the store's
+//! decoding threads, and keeps only the series' values at the steps; the step loop
+//! then reads them back. Nodes evaluated at other times than the query's own steps
+//! (inside a subquery, or with `@`) keep the step-by-step path.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::time::Instant;
+
+use promql_parser::parser::{Call, Expr, MatrixSelector, VectorSelector};
+use sightline_model::{Labels, is_stale_nan};
+
+use super::call::{not_a_counter_info, unwrap_parens};
+use super::selector::{duration_ms, offset_ms, selector_key, selector_matchers};
+use super::{Evaluator, check_unique_unless_delayed, drop_name_or_mark};
+use crate::functions::{self, Annotations, RangeWindow};
+use crate::value::{Point, VectorSample};
+use crate::{Error, Millis, Queryable, Result, StepValues};
+
+/// Range functions a rollup evaluates: every one whose result depends only on the
+/// window's points and on constant arguments, and that reports no annotation (those
+/// are collected per step on the step-by-step path).
+const ROLLUP_FUNCTIONS: &[&str] = &[
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "changes",
+    "resets",
+    "avg_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "ts_of_min_over_time",
+    "ts_of_max_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "last_over_time",
+    "first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_first_over_time",
+    "present_over_time",
+    "mad_over_time",
+    "double_exponential_smoothing",
+    "holt_winters",
+];
+
+/// The steps a rollup evaluates at: `start + i × step` for `i` in `0..count`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Steps {
+    pub(super) start: Millis,
+    pub(super) step: Millis,
+    pub(super) count: u32,
+}
+
+impl Steps {
+    fn time(&self, index: u32) -> Millis {
+        self.start
+            .saturating_add(self.step.saturating_mul(i64::from(index)))
+    }
+
+    /// The index of step `t`, which must be one of these steps.
+    fn index_of(&self, t: Millis) -> Result<u32> {
+        let offset = t.saturating_sub(self.start);
+        let index = if self.step > 0 { offset / self.step } else { 0 };
+        match u32::try_from(index) {
+            Ok(index) if index < self.count && self.time(index) == t => Ok(index),
+            _ => Err(Error::Execution(format!(
+                "internal error: {t} is not a step of the rolled-up query"
+            ))),
+        }
+    }
+}
+
+/// One series of a rollup.
+#[derive(Debug)]
+struct RollupSeries {
+    /// The node's output labels for this series.
+    labels: Labels,
+    values: StepValues,
+    /// Position in `values.steps` of the step read last.
+    cursor: usize,
+    /// `rate`/`increase`'s info for a name without a counter suffix; taken at the
+    /// first step the series has a value, as the step-by-step path does.
+    not_a_counter: Option<String>,
+}
+
+/// One rolled-up node's values at every step.
+#[derive(Debug)]
+pub(super) struct Rollup {
+    series: Vec<RollupSeries>,
+    /// Output labels that may repeat (so each step's vector is checked).
+    check_unique: bool,
+}
+
+/// What is computed for each step of one series.
+#[derive(Debug, Clone, Copy)]
+enum Reduction<'a> {
+    /// An instant selector: the newest sample within the lookback delta.
+    Newest { lookback: Millis },
+    /// A range function over the window `(t - offset - range, t - offset]`.
+    Function {
+        name: &'a str,
+        range: Millis,
+        scalars: &'a [f64],
+    },
+}
+
+thread_local! {
+    /// A series' points without stale markers, reused across series on each thread.
+    static POINTS: RefCell<Vec<Point>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reduces one series' samples to its values at `steps`.
+fn reduce(
+    samples: &[(Millis, f64)],
+    steps: Steps,
+    offset: Millis,
+    reduction: Reduction<'_>,
+) -> Result<StepValues> {
+    let mut out = StepValues::default();
+    match reduction {
+        Reduction::Newest { lookback } => {
+            let mut end = 0;
+            for index in 0..steps.count {
+                let reft = steps.time(index).saturating_sub(offset);
+                while end < samples.len() && samples[end].0 <= reft {
+                    end += 1;
+                }
+                let Some(&(t, v)) = end.checked_sub(1).and_then(|i| samples.get(i)) else {
+                    continue;
+                };
+                if t <= reft.saturating_sub(lookback) || is_stale_nan(v) {
+                    continue;
+                }
+                out.steps.push(index);
+                out.values.push(v);
+                out.times.push(t);
+            }
+        }
+        Reduction::Function {
+            name,
+            range,
+            scalars,
+        } => POINTS.with_borrow_mut(|points| -> Result<()> {
+            points.clear();
+            points.extend(
+                samples
+                    .iter()
+                    .filter(|(_, v)| !is_stale_nan(*v))
+                    .map(|&(t, v)| Point { t, v }),
+            );
+            let mut annotations = Annotations::default();
+            let (mut start, mut end) = (0, 0);
+            for index in 0..steps.count {
+                let eval_t = steps.time(index);
+                let reft = eval_t.saturating_sub(offset);
+                let range_start = reft.saturating_sub(range);
+                while start < points.len() && points[start].t <= range_start {
+                    start += 1;
+                }
+                end = end.max(start);
+                while end < points.len() && points[end].t <= reft {
+                    end += 1;
+                }
+                if start == end {
+                    continue;
+                }
+                let window = RangeWindow {
+                    eval_t,
+                    range_start,
+                    range_end: reft,
+                };
+                if let Some(v) = functions::eval_range_function_annotated(
+                    name,
+                    &points[start..end],
+                    &window,
+                    scalars,
+                    &mut annotations,
+                )? {
+                    out.steps.push(index);
+                    out.values.push(v);
+                }
+            }
+            Ok(())
+        })?,
+    }
+    Ok(out)
+}
+
+/// The constant scalar arguments of a call (number literals, maybe in parentheses),
+/// or `None` when one is not constant.
+fn constant_scalars(args: &[&Expr], range_index: usize) -> Option<Vec<f64>> {
+    let mut scalars = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i == range_index {
+            continue;
+        }
+        match unwrap_parens(arg) {
+            Expr::NumberLiteral(n) => scalars.push(n.val),
+            _ => return None,
+        }
+    }
+    Some(scalars)
+}
+
+/// A selector a rollup can read: evaluated at the query's own steps (no `@`), one set
+/// of matchers.
+fn rollable_selector(vs: &VectorSelector) -> bool {
+    vs.at.is_none() && vs.matchers.or_matchers.is_empty()
+}
+
+/// The matrix selector and constant scalars of a call a rollup can evaluate.
+pub(super) fn rollable_call(call: &Call) -> Option<(&MatrixSelector, Vec<f64>)> {
+    if !ROLLUP_FUNCTIONS.contains(&call.func.name) {
+        return None;
+    }
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let (range_index, ms) =
+        args.iter()
+            .enumerate()
+            .find_map(|(i, arg)| match unwrap_parens(arg) {
+                Expr::MatrixSelector(ms) => Some((i, ms)),
+                _ => None,
+            })?;
+    if !rollable_selector(&ms.vs) {
+        return None;
+    }
+    Some((ms, constant_scalars(&args, range_index)?))
+}
+
+pub(super) fn call_key(call: &Call) -> usize {
+    std::ptr::from_ref(call) as usize
+}
+
+impl Evaluator<'_> {
+    /// Rolls up `vs` at every step when it can be; `false` when it must be preloaded.
+    pub(super) fn preload_rollup_selector(
+        &mut self,
+        store: &dyn Queryable,
+        vs: &VectorSelector,
+    ) -> Result<bool> {
+        if !rollable_selector(vs) {
+            return Ok(false);
+        }
+        let lookback = duration_ms(&self.options.lookback_delta);
+        let series = self.roll_up(store, vs, lookback, Reduction::Newest { lookback })?;
+        let series = series
+            .into_iter()
+            .map(|(labels, values)| RollupSeries {
+                labels,
+                values,
+                cursor: 0,
+                not_a_counter: None,
+            })
+            .collect();
+        self.rollups.insert(
+            selector_key(vs),
+            Rollup {
+                series,
+                check_unique: false,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Rolls up `call` at every step when it can be; `false` when its arguments must be
+    /// preloaded.
+    pub(super) fn preload_rollup_call(
+        &mut self,
+        store: &dyn Queryable,
+        call: &Call,
+    ) -> Result<bool> {
+        let Some((ms, scalars)) = rollable_call(call) else {
+            return Ok(false);
+        };
+        let name = call.func.name;
+        let range = duration_ms(&ms.range);
+        let reduction = Reduction::Function {
+            name,
+            range,
+            scalars: &scalars,
+        };
+        let series = self.roll_up(store, &ms.vs, range, reduction)?;
+        let keeps_name = functions::range_function_keeps_metric_name(name);
+        let counter_function = matches!(name, "rate" | "increase");
+        let series: Vec<RollupSeries> = series
+            .into_iter()
+            .map(|(labels, values)| RollupSeries {
+                not_a_counter: counter_function
+                    .then(|| not_a_counter_info(&labels))
+                    .flatten(),
+                labels: if keeps_name {
+                    labels
+                } else {
+                    drop_name_or_mark(&labels, self.delayed)
+                },
+                values,
+                cursor: 0,
+            })
+            .collect();
+        let distinct = series
+            .iter()
+            .map(|s| &s.labels)
+            .collect::<HashSet<_>>()
+            .len()
+            == series.len();
+        self.rollups.insert(
+            call_key(call),
+            Rollup {
+                series,
+                check_unique: !distinct,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Reads `vs` over every step's window (`reach` before the first) and reduces each
+    /// series with `reduction` as the store decodes it.
+    fn roll_up(
+        &mut self,
+        store: &dyn Queryable,
+        vs: &VectorSelector,
+        reach: Millis,
+        reduction: Reduction<'_>,
+    ) -> Result<Vec<(Labels, StepValues)>> {
+        let steps = self.steps;
+        let offset = offset_ms(vs.offset.as_ref());
+        let mint = self.start.saturating_sub(offset).saturating_sub(reach);
+        let maxt = self.end.saturating_sub(offset);
+        let mut matchers = selector_matchers(vs)?;
+        let Some(matchers) = matchers.pop() else {
+            return Ok(Vec::new());
+        };
+        let deadline = self.deadline;
+        let timeout = self.options.timeout;
+        let visit = move |samples: &[(Millis, f64)]| -> Result<StepValues> {
+            if deadline.is_some_and(|deadline| Instant::now() > deadline) {
+                return Err(Error::Timeout {
+                    phase: "query evaluation",
+                    limit_seconds: timeout.as_secs_f64(),
+                });
+            }
+            reduce(samples, steps, offset, reduction)
+        };
+        let series = store.select_visit(&matchers, mint, maxt, &visit)?;
+        // What the rollup holds instead of the samples it read.
+        let held: usize = series.iter().map(|(_, values)| values.steps.len()).sum();
+        self.check_samples_would_fit(held)?;
+        Ok(series)
+    }
+
+    /// The rolled-up node `key`'s vector at step `t`, or `None` when it was not rolled
+    /// up.
+    pub(super) fn eval_rollup(
+        &mut self,
+        key: usize,
+        t: Millis,
+    ) -> Result<Option<Vec<VectorSample>>> {
+        let Some(rollup) = self.rollups.get_mut(&key) else {
+            return Ok(None);
+        };
+        let index = self.steps.index_of(t)?;
+        let mut out = Vec::new();
+        let mut infos = Vec::new();
+        for series in &mut rollup.series {
+            let steps = &series.values.steps;
+            // Steps ascend; were one read again or out of order, search from the start.
+            if series.cursor > 0 && steps.get(series.cursor - 1).is_some_and(|&s| s >= index) {
+                series.cursor = steps.partition_point(|&s| s < index);
+            }
+            while steps.get(series.cursor).is_some_and(|&s| s < index) {
+                series.cursor += 1;
+            }
+            if steps.get(series.cursor) != Some(&index) {
+                continue;
+            }
+            let cursor = series.cursor;
+            let Some(&v) = series.values.values.get(cursor) else {
+                return Err(Error::Storage(
+                    "a series' step values and steps differ in length".into(),
+                ));
+            };
+            if let Some(info) = series.not_a_counter.take() {
+                infos.push(info);
+            }
+            out.push(VectorSample {
+                labels: series.labels.clone(),
+                t: series.values.times.get(cursor).copied().unwrap_or(t),
+                v,
+            });
+        }
+        let check_unique = rollup.check_unique;
+        for info in infos {
+            self.add_info(info);
+        }
+        if check_unique {
+            check_unique_unless_delayed(&out, self.delayed)?;
+        }
+        self.check_samples(out.len())?;
+        Ok(Some(out))
+    }
+}
