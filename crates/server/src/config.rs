@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -176,6 +177,10 @@ pub(crate) struct MetricsStorageConfig {
     pub(crate) retention_bytes: ByteSize,
     /// Exemplars kept in memory per tenant (a ring, like Prometheus).
     pub(crate) max_exemplars: usize,
+    /// Memory for block data that queries decompressed, shared by all tenants: a
+    /// dashboard asking again for the same window reads it without decompressing.
+    /// `0` disables the cache.
+    pub(crate) block_cache_bytes: ByteSize,
     /// How often each store runs its housekeeping (cut blocks, compact, retention,
     /// WAL truncation).
     pub(crate) maintenance_interval: ConfigDuration,
@@ -190,6 +195,7 @@ impl Default for MetricsStorageConfig {
             retention_time: ConfigDuration::from_secs(15 * 86_400),
             retention_bytes: ByteSize(0),
             max_exemplars: 100_000,
+            block_cache_bytes: ByteSize(sightline_tsdb::DEFAULT_GROUP_CACHE_BYTES as u64),
             maintenance_interval: ConfigDuration::from_secs(30),
         }
     }
@@ -409,7 +415,11 @@ impl Config {
     }
 
     /// The metrics store options these settings describe.
-    pub(crate) fn db_options(&self) -> sightline_tsdb::DbOptions {
+    /// The metrics store's options; `group_cache` is shared by every tenant's store.
+    pub(crate) fn db_options(
+        &self,
+        group_cache: Arc<sightline_tsdb::GroupCache>,
+    ) -> sightline_tsdb::DbOptions {
         let metrics = &self.storage.metrics;
         let wal = &self.storage.wal;
         let fsync = match wal.fsync {
@@ -431,6 +441,7 @@ impl Config {
                 segment_size_bytes: wal.segment_size_bytes.0,
                 fsync,
             },
+            group_cache,
         }
     }
 }

@@ -51,6 +51,9 @@ pub(crate) struct StateInner {
     query_runner: QueryRunner,
     /// Set when a store's write-ahead log failed: `/-/ready` answers 503 with it.
     storage_failure: Mutex<Option<String>>,
+    /// Decompressed block data kept for queries, shared by every tenant's store
+    /// (`storage.metrics.block_cache_bytes`).
+    group_cache: Arc<sightline_tsdb::GroupCache>,
     /// Held for the life of the process; dropping it releases the lock.
     _data_dir_lock: DataDirLock,
 }
@@ -59,6 +62,9 @@ impl AppState {
     /// State over `config.data_dir`, which must already be locked by `lock`. No store
     /// is open yet: call [`AppState::open_existing_tenants`].
     pub(crate) fn new(config: Config, lock: DataDirLock) -> AppState {
+        let group_cache = Arc::new(sightline_tsdb::GroupCache::new(
+            usize::try_from(config.storage.metrics.block_cache_bytes.0).unwrap_or(usize::MAX),
+        ));
         let rate_limiter = IngestionRateLimiter::new(
             config.limits.ingestion_rate_samples_per_second,
             config.limits.ingestion_burst_samples,
@@ -77,6 +83,7 @@ impl AppState {
                 shutting_down: AtomicBool::new(false),
                 self_metrics: SelfMetrics::default(),
                 rate_limiter,
+                group_cache,
                 _data_dir_lock: lock,
             }),
         }
@@ -84,6 +91,12 @@ impl AppState {
 
     pub(crate) fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Options of a tenant's metrics store.
+    fn db_options(&self) -> sightline_tsdb::DbOptions {
+        self.config()
+            .db_options(Arc::clone(&self.inner.group_cache))
     }
 
     pub(crate) fn self_metrics(&self) -> &SelfMetrics {
@@ -200,7 +213,7 @@ impl AppState {
             ));
         }
         let dir = self.tenant_metrics_dir(tenant);
-        let db = Db::open(&dir, self.config().db_options()).map_err(|e| {
+        let db = Db::open(&dir, self.db_options()).map_err(|e| {
             ApiError::internal(format!(
                 "cannot create the metrics store of tenant {tenant} in {}: {e}",
                 dir.display()
@@ -253,7 +266,7 @@ impl AppState {
                 continue;
             }
             let started = std::time::Instant::now();
-            let db = Db::open(&dir, self.config().db_options()).map_err(|e| {
+            let db = Db::open(&dir, self.db_options()).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot open the metrics store of tenant {tenant} in {}: {e}",
                     dir.display()

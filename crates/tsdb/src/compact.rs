@@ -154,7 +154,8 @@ impl Db {
         }
         let written = writer.num_series();
         if let Some(path) = writer.finish()? {
-            let block = Arc::new(Block::open(&path)?);
+            let block =
+                Arc::new(Block::open(&path)?.with_cache(Arc::clone(&self.options.group_cache)));
             tracing::info!(
                 path = %path.display(),
                 series = written,
@@ -280,7 +281,8 @@ impl Db {
                 "compaction of non-empty blocks wrote nothing".into(),
             ));
         };
-        let merged = Arc::new(Block::open(&path)?);
+        let merged =
+            Arc::new(Block::open(&path)?.with_cache(Arc::clone(&self.options.group_cache)));
         tracing::info!(
             inputs = inputs.len(),
             level,

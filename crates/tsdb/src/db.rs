@@ -14,7 +14,7 @@ use sightline_model::{
 };
 use sightline_wal::{SegmentId, Wal};
 
-use crate::block::{BLOCK_EXTENSION, Block, TMP_EXTENSION};
+use crate::block::{BLOCK_EXTENSION, Block, GroupCache, TMP_EXTENSION};
 use crate::head::{Head, HeadMemory, SampleOutcome};
 use crate::head_chunks::HeadChunkFiles;
 
@@ -49,7 +49,13 @@ pub struct DbOptions {
     /// Exemplars kept in memory, newest win (default 100 000).
     pub max_exemplars: usize,
     pub wal: sightline_wal::WalOptions,
+    /// Where queries keep the block groups they decompress; one cache may serve many
+    /// stores (default: a cache of [`DEFAULT_GROUP_CACHE_BYTES`] for this store).
+    pub group_cache: Arc<GroupCache>,
 }
+
+/// Budget of the default [`DbOptions::group_cache`].
+pub const DEFAULT_GROUP_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for DbOptions {
     fn default() -> DbOptions {
@@ -62,6 +68,7 @@ impl Default for DbOptions {
             future_tolerance: Duration::from_secs(600),
             max_exemplars: 100_000,
             wal: sightline_wal::WalOptions::default(),
+            group_cache: Arc::new(GroupCache::new(DEFAULT_GROUP_CACHE_BYTES)),
         }
     }
 }
@@ -272,7 +279,7 @@ impl Db {
     pub fn open(dir: &Path, options: DbOptions) -> Result<Db> {
         let blocks_dir = dir.join("blocks");
         std::fs::create_dir_all(&blocks_dir)?;
-        let blocks = load_blocks(&blocks_dir)?;
+        let blocks = load_blocks(&blocks_dir, &options.group_cache)?;
         let boundary = blocks
             .iter()
             .map(|b| b.meta().range_end)
@@ -681,7 +688,7 @@ pub(crate) fn merge_parts(mut parts: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
 
 /// Opens every block under `dir`: temp files of an interrupted write are deleted,
 /// corrupt blocks renamed to `*.corrupt` with a warning.
-fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
+fn load_blocks(dir: &Path, cache: &Arc<GroupCache>) -> Result<Vec<Arc<Block>>> {
     let mut blocks = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -695,7 +702,7 @@ fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
             continue;
         }
         match Block::open(&path) {
-            Ok(block) => blocks.push(Arc::new(block)),
+            Ok(block) => blocks.push(Arc::new(block.with_cache(Arc::clone(cache)))),
             Err(Error::Corrupt(reason)) => {
                 let aside = path.with_extension("corrupt");
                 tracing::warn!(path = %path.display(), %reason, "corrupt block moved aside");

@@ -34,7 +34,11 @@ mod wal_records;
 #[cfg(test)]
 mod tests;
 
-pub use db::{AppendReport, Db, DbOptions, DbStats, RejectReason, Rejection, SeriesSamples};
+pub use block::GroupCache;
+pub use db::{
+    AppendReport, DEFAULT_GROUP_CACHE_BYTES, Db, DbOptions, DbStats, RejectReason, Rejection,
+    SeriesSamples,
+};
 pub use matcher::{MatchOp, Matcher};
 pub use select::{Selection, SeriesMillis};
 

@@ -366,7 +366,7 @@ impl Selection<'_> {
         let (mint, maxt) = (self.mint, self.maxt);
         let mut decoder = ChunkDecoder::default();
         let mut last_groups: Vec<LastGroup> =
-            self.blocks.iter().map(|_| LastGroup::default()).collect();
+            self.blocks.iter().map(|_| LastGroup::for_query()).collect();
         let mut out = Vec::with_capacity(series.len());
         // One buffer for every series of this thread, unless `map` takes it.
         let mut samples: Vec<(i64, f64)> = Vec::new();

@@ -276,7 +276,12 @@ fn corrupt_block_is_moved_aside_and_half_written_deleted() {
 #[test]
 fn parallel_loads_match_one_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let cache = std::sync::Arc::new(crate::GroupCache::new(64 << 20));
+    let opts = DbOptions {
+        group_cache: std::sync::Arc::clone(&cache),
+        ..options()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
     let t0 = base() - 6 * HOUR;
     let series: Vec<Labels> = (0..30).map(|i| labels("m", &i.to_string())).collect();
     for step in 0..(5 * 60) {
@@ -298,6 +303,8 @@ fn parallel_loads_match_one_thread() {
         db.append(&request).unwrap();
     }
     db.flush().unwrap();
+    // Cutting blocks reads none into the cache; queries do.
+    assert_eq!(cache.bytes(), 0);
     // Some samples stay in the head, after the flushed blocks.
     for s in &series {
         db.append(&request(s, &[(t0 + 5 * HOUR + MINUTE, 1.0)]))
@@ -313,6 +320,11 @@ fn parallel_loads_match_one_thread() {
     };
     let one = load(usize::MAX, 1).unwrap();
     assert_eq!(one.len(), 30);
+    // The groups the first read decompressed are kept, and read back the same.
+    let cached = cache.bytes();
+    assert!(cached > 0);
+    assert_eq!(load(usize::MAX, 1).unwrap(), one);
+    assert_eq!(cache.bytes(), cached);
     for threads in [2, 3, 7, 64] {
         let many = load(usize::MAX, threads).unwrap();
         assert_eq!(many, one, "{threads} threads");

@@ -175,7 +175,9 @@ fn db_options_follow_config() {
     let mut config = Config::default();
     config.storage.wal.fsync = FsyncMode::None;
     config.limits.max_series_per_tenant = 7;
-    let options = config.db_options();
+    let cache = std::sync::Arc::new(sightline_tsdb::GroupCache::new(1 << 20));
+    let options = config.db_options(std::sync::Arc::clone(&cache));
+    assert!(std::sync::Arc::ptr_eq(&options.group_cache, &cache));
     assert_eq!(options.max_series, 7);
     assert_eq!(options.wal.fsync, sightline_wal::FsyncPolicy::None);
     assert_eq!(options.block_range, Duration::from_secs(7200));

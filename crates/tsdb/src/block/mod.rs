@@ -19,7 +19,10 @@ use crate::index::LabelIndex;
 use crate::series_codec::ChunkDecoder;
 use crate::{Error, Result};
 
+mod cache;
 mod writer;
+
+pub use cache::GroupCache;
 
 pub(crate) use writer::BlockWriter;
 
@@ -93,6 +96,15 @@ struct DecodedGroup {
     streams: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
+impl DecodedGroup {
+    /// Heap memory it holds.
+    fn heap_bytes(&self) -> usize {
+        self.raw.capacity()
+            + self.streams.capacity()
+                * std::mem::size_of::<(std::ops::Range<usize>, std::ops::Range<usize>)>()
+    }
+}
+
 /// An open block: its index in memory, its sample groups read on demand.
 #[derive(Debug)]
 pub(crate) struct Block {
@@ -109,6 +121,18 @@ pub(crate) struct Block {
     /// The group decoded last by any reader: the next query of the same series (a
     /// dashboard refreshing) finds it without decompressing.
     shared_last_group: Mutex<Option<(u32, Arc<DecodedGroup>)>>,
+    /// This block in `cache`.
+    uid: cache::BlockUid,
+    /// Where queries keep the groups they decompress (see [`GroupCache`]).
+    cache: Option<Arc<GroupCache>>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(cache) = &self.cache {
+            cache.remove_block(self.uid);
+        }
+    }
 }
 
 /// The sample group one reader of one block decoded last: reading the block's series
@@ -117,7 +141,21 @@ pub(crate) struct Block {
 /// group (with only the block's shared one, two decoding threads decompressed a group
 /// per series). Use one per block: it does not tell blocks apart.
 #[derive(Debug, Default)]
-pub(crate) struct LastGroup(Option<(u32, Arc<DecodedGroup>)>);
+pub(crate) struct LastGroup {
+    group: Option<(u32, Arc<DecodedGroup>)>,
+    /// A query's reader: it looks in the block's [`GroupCache`] and fills it.
+    cached: bool,
+}
+
+impl LastGroup {
+    /// The reader of a query (see [`LastGroup::cached`]).
+    pub(crate) fn for_query() -> LastGroup {
+        LastGroup {
+            group: None,
+            cached: true,
+        }
+    }
+}
 
 fn corrupt(path: &Path, detail: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("block {}: {detail}", path.display()))
@@ -328,6 +366,8 @@ impl Block {
             groups,
             index: LabelIndex::default(),
             shared_last_group: Mutex::new(None),
+            uid: cache::next_block_uid(),
+            cache: None,
         })
     }
 
@@ -349,8 +389,14 @@ impl Block {
         Ok(bytes)
     }
 
+    /// Keeps the groups queries decompress in `cache`.
+    pub(crate) fn with_cache(mut self, cache: Arc<GroupCache>) -> Block {
+        self.cache = Some(cache);
+        self
+    }
+
     fn group(&self, group_index: u32, last: &mut LastGroup) -> Result<Arc<DecodedGroup>> {
-        if let Some((cached, group)) = &last.0
+        if let Some((cached, group)) = &last.group
             && *cached == group_index
         {
             return Ok(Arc::clone(group));
@@ -358,8 +404,13 @@ impl Block {
         if let Some((cached, group)) = &*self.shared_last_group.lock()
             && *cached == group_index
         {
-            last.0 = Some((group_index, Arc::clone(group)));
+            last.group = Some((group_index, Arc::clone(group)));
             return Ok(Arc::clone(group));
+        }
+        let cache = self.cache.as_ref().filter(|_| last.cached);
+        if let Some(group) = cache.and_then(|cache| cache.get(self.uid, group_index)) {
+            last.group = Some((group_index, Arc::clone(&group)));
+            return Ok(group);
         }
         let entry = self
             .groups
@@ -393,7 +444,10 @@ impl Block {
             return Err(corrupt(&self.path, "group stream lengths"));
         }
         let decoded = Arc::new(DecodedGroup { raw, streams });
-        last.0 = Some((group_index, Arc::clone(&decoded)));
+        if let Some(cache) = cache {
+            cache.insert(self.uid, group_index, &decoded);
+        }
+        last.group = Some((group_index, Arc::clone(&decoded)));
         *self.shared_last_group.lock() = Some((group_index, Arc::clone(&decoded)));
         Ok(decoded)
     }
