@@ -21,7 +21,7 @@ use sightline_model::Labels;
 
 use crate::go_format::go_format_float;
 use crate::memo::{InternedMemo, LabelMemo};
-use crate::value::{Point, VectorSample};
+use crate::value::{Sample, VectorSample};
 use crate::{Error, Millis, Result};
 
 /// Context of one range-vector function call for one series at one evaluation step.
@@ -65,7 +65,7 @@ impl Annotations {
 )]
 pub(crate) fn eval_range_function(
     name: &str,
-    points: &[Point],
+    points: &[impl Sample],
     window: &RangeWindow,
     scalar_args: &[f64],
 ) -> Result<Option<f64>> {
@@ -82,7 +82,7 @@ pub(crate) fn eval_range_function(
 /// invalid-quantile warning of `quantile_over_time`).
 pub(crate) fn eval_range_function_annotated(
     name: &str,
-    points: &[Point],
+    points: &[impl Sample],
     window: &RangeWindow,
     scalar_args: &[f64],
     annotations: &mut Annotations,
@@ -116,10 +116,10 @@ pub(crate) fn eval_range_function_annotated(
         }
         "stddev_over_time" => range::variance_over_time(points).map(f64::sqrt),
         "stdvar_over_time" => range::variance_over_time(points),
-        "last_over_time" => points.last().map(|p| p.v),
-        "first_over_time" => points.first().map(|p| p.v),
-        "ts_of_last_over_time" => points.last().map(|p| p.t as f64 / 1000.0),
-        "ts_of_first_over_time" => points.first().map(|p| p.t as f64 / 1000.0),
+        "last_over_time" => points.last().map(|p| p.v()),
+        "first_over_time" => points.first().map(|p| p.v()),
+        "ts_of_last_over_time" => points.last().map(|p| p.t() as f64 / 1000.0),
+        "ts_of_first_over_time" => points.first().map(|p| p.t() as f64 / 1000.0),
         // absent_over_time: like Prometheus, 1 for a series with samples; the engine
         // turns "no series at all" into the absent result.
         "present_over_time" | "absent_over_time" => non_empty(points).map(|_| 1.0),
@@ -143,7 +143,7 @@ pub(crate) fn eval_range_function_annotated(
     Ok(value)
 }
 
-fn non_empty(points: &[Point]) -> Option<&[Point]> {
+fn non_empty<P: Sample>(points: &[P]) -> Option<&[P]> {
     if points.is_empty() {
         None
     } else {

@@ -11,6 +11,38 @@ pub struct Point {
     pub v: f64,
 }
 
+/// A (timestamp, value) pair as range functions read it: a [`Point`] of a range
+/// vector, or a stored sample as the store decoded it (so a rollup hands a series'
+/// samples to a function without copying them).
+pub(crate) trait Sample: Copy {
+    fn t(self) -> Millis;
+    fn v(self) -> f64;
+}
+
+impl Sample for Point {
+    #[inline]
+    fn t(self) -> Millis {
+        self.t
+    }
+
+    #[inline]
+    fn v(self) -> f64 {
+        self.v
+    }
+}
+
+impl Sample for (Millis, f64) {
+    #[inline]
+    fn t(self) -> Millis {
+        self.0
+    }
+
+    #[inline]
+    fn v(self) -> f64 {
+        self.1
+    }
+}
+
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSample {

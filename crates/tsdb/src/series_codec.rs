@@ -96,22 +96,30 @@ fn decode_ints(reader: &mut Reader<'_>, count: usize, base: i64, out: &mut Vec<i
         )));
     }
     let mut previous = base.wrapping_add(reader.varint()?);
+    // Every integer takes at least a byte: a corrupt count cannot over-allocate.
+    if count - 1 > reader.remaining() {
+        return Err(Error::Corrupt(format!(
+            "block stream: {count} integers in {} bytes",
+            reader.remaining() + 1
+        )));
+    }
     out.push(previous);
+    out.resize(count, 0);
+    let rest = &mut out[1..];
     // One loop per order, so the hot loop has no branch on it.
     if order == 1 {
-        for _ in 1..count {
-            previous = previous.wrapping_add(reader.varint()?);
-            out.push(previous);
-        }
+        reader.varints_into(rest, |delta| {
+            previous = previous.wrapping_add(delta);
+            previous
+        })
     } else {
         let mut delta = 0i64;
-        for _ in 1..count {
-            delta = delta.wrapping_add(reader.varint()?);
+        reader.varints_into(rest, |dod| {
+            delta = delta.wrapping_add(dod);
             previous = previous.wrapping_add(delta);
-            out.push(previous);
-        }
+            previous
+        })
     }
-    Ok(())
 }
 
 /// Timestamp stream of `samples`, the first written relative to `base`.
@@ -253,9 +261,14 @@ pub(crate) fn decode_values(
                 index = index.saturating_add(reader.len(count)?);
                 exceptions.push((index, f64::from_bits(reader.u64_le()?)));
             }
-            let scale = 10f64.powi(i32::from(k));
             decode_ints(&mut reader, count, 0, ints)?;
-            out.extend(ints.iter().map(|&m| m as f64 / scale));
+            if k == 0 {
+                // Integers (counters, most gauges): no division per value.
+                out.extend(ints.iter().map(|&m| m as f64));
+            } else {
+                let scale = 10f64.powi(i32::from(k));
+                out.extend(ints.iter().map(|&m| m as f64 / scale));
+            }
             for (index, value) in exceptions {
                 match out.get_mut(index) {
                     Some(slot) => *slot = value,

@@ -21,7 +21,7 @@ use super::call::{not_a_counter_info, unwrap_parens};
 use super::selector::{duration_ms, offset_ms, selector_key, selector_matchers};
 use super::{Evaluator, check_unique_unless_delayed, drop_name_or_mark};
 use crate::functions::{self, Annotations, RangeWindow};
-use crate::value::{Point, VectorSample};
+use crate::value::VectorSample;
 use crate::{Error, Millis, Queryable, Result, StepValues};
 
 /// Range functions a rollup evaluates: every one whose result depends only on the
@@ -118,8 +118,9 @@ enum Reduction<'a> {
 }
 
 thread_local! {
-    /// A series' points without stale markers, reused across series on each thread.
-    static POINTS: RefCell<Vec<Point>> = const { RefCell::new(Vec::new()) };
+    /// A series' samples without its stale markers, reused across series on each
+    /// thread (only series that have markers are copied).
+    static LIVE_SAMPLES: RefCell<Vec<(Millis, f64)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Reduces one series' samples to its values at `steps`.
@@ -129,72 +130,96 @@ fn reduce(
     offset: Millis,
     reduction: Reduction<'_>,
 ) -> Result<StepValues> {
-    let mut out = StepValues::default();
     match reduction {
-        Reduction::Newest { lookback } => {
-            let mut end = 0;
-            for index in 0..steps.count {
-                let reft = steps.time(index).saturating_sub(offset);
-                while end < samples.len() && samples[end].0 <= reft {
-                    end += 1;
-                }
-                let Some(&(t, v)) = end.checked_sub(1).and_then(|i| samples.get(i)) else {
-                    continue;
-                };
-                if t <= reft.saturating_sub(lookback) || is_stale_nan(v) {
-                    continue;
-                }
-                out.steps.push(index);
-                out.values.push(v);
-                out.times.push(t);
-            }
-        }
+        Reduction::Newest { lookback } => Ok(newest_at_steps(samples, steps, offset, lookback)),
         Reduction::Function {
             name,
             range,
             scalars,
-        } => POINTS.with_borrow_mut(|points| -> Result<()> {
-            points.clear();
-            points.extend(
-                samples
-                    .iter()
-                    .filter(|(_, v)| !is_stale_nan(*v))
-                    .map(|&(t, v)| Point { t, v }),
-            );
-            let mut annotations = Annotations::default();
-            let (mut start, mut end) = (0, 0);
-            for index in 0..steps.count {
-                let eval_t = steps.time(index);
-                let reft = eval_t.saturating_sub(offset);
-                let range_start = reft.saturating_sub(range);
-                while start < points.len() && points[start].t <= range_start {
-                    start += 1;
-                }
-                end = end.max(start);
-                while end < points.len() && points[end].t <= reft {
-                    end += 1;
-                }
-                if start == end {
-                    continue;
-                }
-                let window = RangeWindow {
-                    eval_t,
-                    range_start,
-                    range_end: reft,
-                };
-                if let Some(v) = functions::eval_range_function_annotated(
-                    name,
-                    &points[start..end],
-                    &window,
-                    scalars,
-                    &mut annotations,
-                )? {
-                    out.steps.push(index);
-                    out.values.push(v);
-                }
+        } => {
+            // Range functions never see stale markers.
+            if !samples.iter().any(|&(_, v)| is_stale_nan(v)) {
+                return function_at_steps(samples, steps, offset, name, range, scalars);
             }
-            Ok(())
-        })?,
+            LIVE_SAMPLES.with_borrow_mut(|live| {
+                live.clear();
+                live.extend(samples.iter().filter(|(_, v)| !is_stale_nan(*v)));
+                function_at_steps(live, steps, offset, name, range, scalars)
+            })
+        }
+    }
+}
+
+/// An instant selector at every step: the newest sample at or before the step (after
+/// `offset`), unless it is older than `lookback` or a stale marker.
+fn newest_at_steps(
+    samples: &[(Millis, f64)],
+    steps: Steps,
+    offset: Millis,
+    lookback: Millis,
+) -> StepValues {
+    let mut out = StepValues::default();
+    let mut end = 0;
+    for index in 0..steps.count {
+        let reft = steps.time(index).saturating_sub(offset);
+        while end < samples.len() && samples[end].0 <= reft {
+            end += 1;
+        }
+        let Some(&(t, v)) = end.checked_sub(1).and_then(|i| samples.get(i)) else {
+            continue;
+        };
+        if t <= reft.saturating_sub(lookback) || is_stale_nan(v) {
+            continue;
+        }
+        out.steps.push(index);
+        out.values.push(v);
+        out.times.push(t);
+    }
+    out
+}
+
+/// Range function `name` over the window `(step - offset - range, step - offset]` of
+/// `samples` (no stale markers) at every step; the windows slide forward.
+fn function_at_steps(
+    samples: &[(Millis, f64)],
+    steps: Steps,
+    offset: Millis,
+    name: &str,
+    range: Millis,
+    scalars: &[f64],
+) -> Result<StepValues> {
+    let mut out = StepValues::default();
+    let mut annotations = Annotations::default();
+    let (mut start, mut end) = (0, 0);
+    for index in 0..steps.count {
+        let eval_t = steps.time(index);
+        let reft = eval_t.saturating_sub(offset);
+        let range_start = reft.saturating_sub(range);
+        while start < samples.len() && samples[start].0 <= range_start {
+            start += 1;
+        }
+        end = end.max(start);
+        while end < samples.len() && samples[end].0 <= reft {
+            end += 1;
+        }
+        if start == end {
+            continue;
+        }
+        let window = RangeWindow {
+            eval_t,
+            range_start,
+            range_end: reft,
+        };
+        if let Some(v) = functions::eval_range_function_annotated(
+            name,
+            &samples[start..end],
+            &window,
+            scalars,
+            &mut annotations,
+        )? {
+            out.steps.push(index);
+            out.values.push(v);
+        }
     }
     Ok(out)
 }

@@ -8,6 +8,7 @@ use sightline_model::Labels;
 
 use super::histogram::Bucket;
 use super::*;
+use crate::value::Point;
 
 mod vector;
 

@@ -566,5 +566,5 @@ fn native_only_functions_ignore_floats() {
             .is_empty()
     );
     assert!(vector("no_such_function", vec![], &[], &[]).is_err());
-    assert!(eval_range_function("no_such_function", &[], &window(), &[]).is_err());
+    assert!(eval_range_function("no_such_function", &[] as &[Point], &window(), &[]).is_err());
 }
