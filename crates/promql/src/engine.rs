@@ -300,6 +300,8 @@ pub(crate) struct Evaluator<'a> {
     /// Nodes evaluated at every step at once: instant selectors keyed like `data`,
     /// range function calls by the call node's address.
     rollups: HashMap<usize, rollup::Rollup>,
+    /// Groups of aggregations over rollups, by aggregation node.
+    rollup_groups: HashMap<usize, rollup::RollupGroups>,
     started: Instant,
     /// Delayed name removal is on.
     pub(crate) delayed: bool,
@@ -349,6 +351,7 @@ impl<'a> Evaluator<'a> {
             },
             data: HashMap::new(),
             rollups: HashMap::new(),
+            rollup_groups: HashMap::new(),
             started: Instant::now(),
             delayed: options.delayed_name_removal,
             deadline: Instant::now().checked_add(options.timeout),

@@ -80,6 +80,17 @@ pub struct StepValues {
     pub times: Vec<Millis>,
 }
 
+impl StepValues {
+    /// Room for `steps` values (instant selectors' sample times included).
+    pub fn with_capacity(steps: usize) -> StepValues {
+        StepValues {
+            steps: Vec::with_capacity(steps),
+            values: Vec::with_capacity(steps),
+            times: Vec::new(),
+        }
+    }
+}
+
 /// Reduces one series' samples (ascending, unique timestamps, stale markers included)
 /// to its values at a query's steps.
 pub type SeriesVisitor<'a> = dyn Fn(&[(Millis, f64)]) -> Result<StepValues> + Sync + 'a;

@@ -29,7 +29,7 @@ fn prometheus_hash(labels: &Labels) -> u64 {
     xxhash_rust::xxh64::xxh64(&bytes, 0)
 }
 
-fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+pub(super) fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => {
@@ -60,7 +60,7 @@ fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
 
 /// Running state of one group.
 #[derive(Debug)]
-struct Group {
+pub(super) struct Group {
     labels: Labels,
     value: f64,
     kahan_c: f64,
@@ -95,6 +95,10 @@ impl Evaluator<'_> {
                     )));
                 }
             }
+        }
+        if let Some(out) = self.eval_aggregate_over_rollup(agg, t)? {
+            self.check_samples(out.len())?;
+            return Ok(StepValue::Vector(out));
         }
         let input = self.eval_vector(&agg.expr, t)?;
         let modifier = agg.modifier.as_ref();
@@ -257,65 +261,89 @@ fn aggregate_values(
     let mut slot_of: IdHashMap<Labels, usize> = IdHashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for (sample, key) in input.into_iter().zip(group_labels) {
-        let v = sample.v;
-        let Some(group) = slot_of.get(&key).and_then(|&slot| groups.get_mut(slot)) else {
-            let value = match op {
-                T_STDDEV | T_STDVAR if v.is_nan() || v.is_infinite() => f64::NAN,
-                T_STDDEV | T_STDVAR => 0.0,
-                T_COUNT | T_GROUP => 1.0,
-                _ => v,
-            };
-            slot_of.insert(key.clone(), groups.len());
-            groups.push(Group {
-                labels: key,
-                value,
-                kahan_c: 0.0,
-                mean: v,
-                count: 1.0,
-                incremental_mean: false,
-                values: if op == T_QUANTILE {
-                    vec![v]
-                } else {
-                    Vec::new()
-                },
-            });
-            continue;
-        };
-        match op {
-            T_SUM => (group.value, group.kahan_c) = kahan_sum_inc(v, group.value, group.kahan_c),
-            T_AVG => add_to_average(group, v),
-            T_COUNT => group.value += 1.0,
-            T_GROUP => {}
-            T_MAX if group.value < v || group.value.is_nan() => group.value = v,
-            T_MIN if group.value > v || group.value.is_nan() => group.value = v,
-            T_STDDEV | T_STDVAR => {
-                group.count += 1.0;
-                let delta = v - group.mean;
-                group.mean += delta / group.count;
-                group.value += delta * (v - group.mean);
+        match slot_of.get(&key).and_then(|&slot| groups.get_mut(slot)) {
+            Some(group) => group.add(op, sample.v),
+            None => {
+                slot_of.insert(key.clone(), groups.len());
+                groups.push(Group::new(op, key, sample.v));
             }
-            T_QUANTILE => group.values.push(v),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|group| group.finish(op, param, t))
+        .collect()
+}
+
+/// Ops [`aggregate_values`] computes (those that reduce each group to one value).
+pub(super) fn is_reducing(op: u16) -> bool {
+    matches!(
+        op,
+        T_SUM | T_AVG | T_COUNT | T_GROUP | T_MAX | T_MIN | T_STDDEV | T_STDVAR | T_QUANTILE
+    )
+}
+
+impl Group {
+    /// A group whose first sample is `v`.
+    pub(super) fn new(op: u16, labels: Labels, v: f64) -> Group {
+        let value = match op {
+            T_STDDEV | T_STDVAR if v.is_nan() || v.is_infinite() => f64::NAN,
+            T_STDDEV | T_STDVAR => 0.0,
+            T_COUNT | T_GROUP => 1.0,
+            _ => v,
+        };
+        Group {
+            labels,
+            value,
+            kahan_c: 0.0,
+            mean: v,
+            count: 1.0,
+            incremental_mean: false,
+            values: if op == T_QUANTILE {
+                vec![v]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Adds a later sample.
+    pub(super) fn add(&mut self, op: u16, v: f64) {
+        match op {
+            T_SUM => (self.value, self.kahan_c) = kahan_sum_inc(v, self.value, self.kahan_c),
+            T_AVG => add_to_average(self, v),
+            T_COUNT => self.value += 1.0,
+            T_GROUP => {}
+            T_MAX if self.value < v || self.value.is_nan() => self.value = v,
+            T_MIN if self.value > v || self.value.is_nan() => self.value = v,
+            T_STDDEV | T_STDVAR => {
+                self.count += 1.0;
+                let delta = v - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (v - self.mean);
+            }
+            T_QUANTILE => self.values.push(v),
             _ => {}
         }
     }
-    let mut out = Vec::with_capacity(groups.len());
-    for mut group in groups {
+
+    /// The group's sample at step `t`.
+    pub(super) fn finish(mut self, op: u16, param: f64, t: Millis) -> VectorSample {
         let v = match op {
-            T_SUM => group.value + group.kahan_c,
-            T_AVG if group.incremental_mean => group.mean + group.kahan_c,
-            T_AVG => (group.value + group.kahan_c) / group.count,
-            T_STDVAR => group.value / group.count,
-            T_STDDEV => (group.value / group.count).sqrt(),
-            T_QUANTILE => quantile(param, &mut group.values),
-            _ => group.value,
+            T_SUM => self.value + self.kahan_c,
+            T_AVG if self.incremental_mean => self.mean + self.kahan_c,
+            T_AVG => (self.value + self.kahan_c) / self.count,
+            T_STDVAR => self.value / self.count,
+            T_STDDEV => (self.value / self.count).sqrt(),
+            T_QUANTILE => quantile(param, &mut self.values),
+            _ => self.value,
         };
-        out.push(VectorSample {
-            labels: group.labels,
+        VectorSample {
+            labels: self.labels,
             t,
             v,
-        });
+        }
     }
-    out
 }
 
 fn add_to_average(group: &mut Group, v: f64) {

@@ -14,12 +14,15 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use promql_parser::parser::{Call, Expr, MatrixSelector, VectorSelector};
+use promql_parser::parser::{
+    AggregateExpr, Call, Expr, LabelModifier, MatrixSelector, VectorSelector,
+};
+use sightline_model::id_hash::IdHashMap;
 use sightline_model::{Labels, is_stale_nan};
 
 use super::call::{not_a_counter_info, unwrap_parens};
 use super::selector::{duration_ms, offset_ms, selector_key, selector_matchers};
-use super::{Evaluator, check_unique_unless_delayed, drop_name_or_mark};
+use super::{Evaluator, aggregate, check_unique_unless_delayed, drop_name_or_mark};
 use crate::functions::{self, Annotations, RangeWindow};
 use crate::value::VectorSample;
 use crate::{Error, Millis, Queryable, Result, StepValues};
@@ -68,6 +71,21 @@ impl Steps {
     fn time(&self, index: u32) -> Millis {
         self.start
             .saturating_add(self.step.saturating_mul(i64::from(index)))
+    }
+
+    /// Most steps whose window (of `reach` before the step) can hold one of `samples`
+    /// samples: a bound on a series' values, to allocate them once.
+    fn capacity_for(&self, samples: usize, reach: Millis) -> usize {
+        let windows_per_sample = if self.step > 0 {
+            usize::try_from(reach / self.step)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1)
+        } else {
+            1
+        };
+        samples
+            .saturating_mul(windows_per_sample)
+            .min(self.count as usize)
     }
 
     /// The index of step `t`, which must be one of these steps.
@@ -158,7 +176,8 @@ fn newest_at_steps(
     offset: Millis,
     lookback: Millis,
 ) -> StepValues {
-    let mut out = StepValues::default();
+    let mut out = StepValues::with_capacity(steps.capacity_for(samples.len(), lookback));
+    out.times.reserve(out.steps.capacity());
     let mut end = 0;
     for index in 0..steps.count {
         let reft = steps.time(index).saturating_sub(offset);
@@ -188,7 +207,7 @@ fn function_at_steps(
     range: Millis,
     scalars: &[f64],
 ) -> Result<StepValues> {
-    let mut out = StepValues::default();
+    let mut out = StepValues::with_capacity(steps.capacity_for(samples.len(), range));
     let mut annotations = Annotations::default();
     let (mut start, mut end) = (0, 0);
     for index in 0..steps.count {
@@ -393,13 +412,141 @@ impl Evaluator<'_> {
         key: usize,
         t: Millis,
     ) -> Result<Option<Vec<VectorSample>>> {
+        let index = self.steps.index_of(t);
         let Some(rollup) = self.rollups.get_mut(&key) else {
             return Ok(None);
         };
-        let index = self.steps.index_of(t)?;
         let mut out = Vec::new();
         let mut infos = Vec::new();
-        for series in &mut rollup.series {
+        rollup.at_step(index?, |_, series, v, sample_t| {
+            if let Some(info) = series.not_a_counter.take() {
+                infos.push(info);
+            }
+            out.push(VectorSample {
+                labels: series.labels.clone(),
+                t: sample_t.unwrap_or(t),
+                v,
+            });
+        })?;
+        let check_unique = rollup.check_unique;
+        for info in infos {
+            self.add_info(info);
+        }
+        if check_unique {
+            check_unique_unless_delayed(&out, self.delayed)?;
+        }
+        self.check_samples(out.len())?;
+        Ok(Some(out))
+    }
+
+    /// A reducing aggregation without parameter (`sum`, `avg`, `max`, …) directly over
+    /// a rolled-up node, at step `t`, without making the node's vector: each series'
+    /// group is found once per query, and each step adds the series' values into their
+    /// groups by index. The same arithmetic, results, infos and limits as the general
+    /// path; `None` when `agg` does not qualify.
+    pub(super) fn eval_aggregate_over_rollup(
+        &mut self,
+        agg: &AggregateExpr,
+        t: Millis,
+    ) -> Result<Option<Vec<VectorSample>>> {
+        let op = agg.op.id();
+        if agg.param.is_some() || !aggregate::is_reducing(op) {
+            return Ok(None);
+        }
+        let key = match unwrap_parens(&agg.expr) {
+            Expr::Call(call) => call_key(call),
+            Expr::VectorSelector(vs) => selector_key(vs),
+            _ => return Ok(None),
+        };
+        let index = self.steps.index_of(t);
+        let Some(rollup) = self.rollups.get_mut(&key) else {
+            return Ok(None);
+        };
+        // Output labels that may repeat must fail as on the general path.
+        if rollup.check_unique {
+            return Ok(None);
+        }
+        let groups = self
+            .rollup_groups
+            .entry(std::ptr::from_ref(agg) as usize)
+            .or_insert_with(|| RollupGroups::new(rollup, agg.modifier.as_ref()));
+        groups.slots.fill(usize::MAX);
+        let mut step_groups: Vec<aggregate::Group> = Vec::new();
+        let mut infos = Vec::new();
+        let mut count = 0;
+        rollup.at_step(index?, |series_index, series, v, _| {
+            count += 1;
+            if let Some(info) = series.not_a_counter.take() {
+                infos.push(info);
+            }
+            let group = groups.of_series[series_index];
+            match groups.slots[group] {
+                usize::MAX => {
+                    groups.slots[group] = step_groups.len();
+                    step_groups.push(aggregate::Group::new(op, groups.labels[group].clone(), v));
+                }
+                slot => step_groups[slot].add(op, v),
+            }
+        })?;
+        for info in infos {
+            self.add_info(info);
+        }
+        self.check_samples(count)?;
+        Ok(Some(
+            step_groups
+                .into_iter()
+                .map(|group| group.finish(op, f64::NAN, t))
+                .collect(),
+        ))
+    }
+}
+
+/// An aggregation's groups over the series of a rollup, made once per query.
+#[derive(Debug)]
+pub(super) struct RollupGroups {
+    /// Per series of the rollup, its group.
+    of_series: Vec<usize>,
+    /// Per group, its labels.
+    labels: Vec<Labels>,
+    /// Per group, its place in the current step's output (`usize::MAX`: none yet).
+    slots: Vec<usize>,
+}
+
+impl RollupGroups {
+    fn new(rollup: &Rollup, modifier: Option<&LabelModifier>) -> RollupGroups {
+        // By content: two series with equal group labels are one group.
+        let mut index_of: IdHashMap<Labels, usize> = IdHashMap::default();
+        let mut labels = Vec::new();
+        let of_series = rollup
+            .series
+            .iter()
+            .map(|series| {
+                let group = aggregate::group_labels(&series.labels, modifier);
+                *index_of.entry(group).or_insert_with_key(|group| {
+                    labels.push(group.clone());
+                    labels.len() - 1
+                })
+            })
+            .collect();
+        let slots = vec![usize::MAX; labels.len()];
+        RollupGroups {
+            of_series,
+            labels,
+            slots,
+        }
+    }
+}
+
+impl Rollup {
+    /// Calls `visit(series index, series, value, sample time)` for every series with a
+    /// value at step `index`, in series order (the sample time only for instant
+    /// selectors).
+    fn at_step(
+        &mut self,
+        index: u32,
+        mut visit: impl FnMut(usize, &mut RollupSeries, f64, Option<Millis>),
+    ) -> Result<()> {
+        for (series_index, series) in self.series.iter_mut().enumerate() {
             let steps = &series.values.steps;
             // Steps ascend; were one read again or out of order, search from the start.
             if series.cursor > 0 && steps.get(series.cursor - 1).is_some_and(|&s| s >= index) {
@@ -417,23 +564,9 @@ impl Evaluator<'_> {
                     "a series' step values and steps differ in length".into(),
                 ));
             };
-            if let Some(info) = series.not_a_counter.take() {
-                infos.push(info);
-            }
-            out.push(VectorSample {
-                labels: series.labels.clone(),
-                t: series.values.times.get(cursor).copied().unwrap_or(t),
-                v,
-            });
+            let sample_t = series.values.times.get(cursor).copied();
+            visit(series_index, series, v, sample_t);
         }
-        let check_unique = rollup.check_unique;
-        for info in infos {
-            self.add_info(info);
-        }
-        if check_unique {
-            check_unique_unless_delayed(&out, self.delayed)?;
-        }
-        self.check_samples(out.len())?;
-        Ok(Some(out))
+        Ok(())
     }
 }
