@@ -183,9 +183,13 @@ mod tests {
         /// fails where they fail.
         #[test]
         fn varints_into_matches_varint(
-            values in proptest::collection::vec(any::<i64>(), 0..20),
+            // Small ones too: most varints of block streams are one or two bytes.
+            values in proptest::collection::vec(
+                prop_oneof![any::<i64>(), -100i64..100, -10_000i64..10_000],
+                0..40,
+            ),
             garbage in proptest::collection::vec(any::<u8>(), 0..24),
-            count in 0usize..30,
+            count in 0usize..50,
             use_garbage in any::<bool>(),
         ) {
             let mut bytes = Vec::new();

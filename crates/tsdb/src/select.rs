@@ -65,8 +65,10 @@ struct Candidate {
 const HEAD_SOURCE: u32 = u32::MAX;
 
 /// Reads planned to decode fewer samples than this use one thread: starting threads
-/// costs more than it saves on a dashboard's short windows.
-const PARALLEL_LOAD_MIN_SAMPLES: usize = 200_000;
+/// costs more than it saves on a dashboard's short windows. A thread starts in tens of
+/// microseconds; this many samples take a couple of milliseconds to decode and reduce
+/// (a rollup runs on the decoding threads).
+const PARALLEL_LOAD_MIN_SAMPLES: usize = 32_768;
 
 /// Most threads one read decodes with.
 const MAX_LOAD_THREADS: usize = 4;
