@@ -13,7 +13,7 @@ mod histogram;
 pub use histogram::almost_equal;
 mod instant;
 mod labels;
-mod range;
+pub(crate) mod range;
 #[cfg(test)]
 mod tests;
 

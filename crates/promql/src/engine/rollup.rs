@@ -21,9 +21,9 @@ use sightline_model::id_hash::IdHashMap;
 use sightline_model::{Labels, is_stale_nan};
 
 use super::call::{not_a_counter_info, unwrap_parens};
-use super::selector::{duration_ms, offset_ms, selector_key, selector_matchers};
+use super::selector::{duration_ms, offset_ms, seek_after, selector_key, selector_matchers};
 use super::{Evaluator, aggregate, check_unique_unless_delayed, drop_name_or_mark};
-use crate::functions::{self, Annotations, RangeWindow};
+use crate::functions::{self, Annotations, RangeWindow, range as range_functions};
 use crate::value::VectorSample;
 use crate::{Error, Millis, Queryable, Result, StepValues};
 
@@ -86,6 +86,17 @@ impl Steps {
         samples
             .saturating_mul(windows_per_sample)
             .min(self.count as usize)
+    }
+
+    /// Step `index`'s range window `(t - offset - range, t - offset]`.
+    fn window(&self, index: u32, offset: Millis, range: Millis) -> RangeWindow {
+        let eval_t = self.time(index);
+        let reft = eval_t.saturating_sub(offset);
+        RangeWindow {
+            eval_t,
+            range_start: reft.saturating_sub(range),
+            range_end: reft,
+        }
     }
 
     /// The index of step `t`, which must be one of these steps.
@@ -207,31 +218,26 @@ fn function_at_steps(
     range: Millis,
     scalars: &[f64],
 ) -> Result<StepValues> {
+    if let Some(is_rate) = match name {
+        "rate" => Some(true),
+        "increase" => Some(false),
+        _ => None,
+    } {
+        return Ok(COUNTER_RESETS.with_borrow_mut(|resets| {
+            counter_at_steps(samples, steps, offset, range, is_rate, resets)
+        }));
+    }
     let mut out = StepValues::with_capacity(steps.capacity_for(samples.len(), range));
     let mut annotations = Annotations::default();
-    let (mut start, mut end) = (0, 0);
+    let mut windows = Windows::default();
     for index in 0..steps.count {
-        let eval_t = steps.time(index);
-        let reft = eval_t.saturating_sub(offset);
-        let range_start = reft.saturating_sub(range);
-        while start < samples.len() && samples[start].0 <= range_start {
-            start += 1;
-        }
-        end = end.max(start);
-        while end < samples.len() && samples[end].0 <= reft {
-            end += 1;
-        }
-        if start == end {
+        let window = steps.window(index, offset, range);
+        let Some(points) = windows.next(samples, &window) else {
             continue;
-        }
-        let window = RangeWindow {
-            eval_t,
-            range_start,
-            range_end: reft,
         };
         if let Some(v) = functions::eval_range_function_annotated(
             name,
-            &samples[start..end],
+            points,
             &window,
             scalars,
             &mut annotations,
@@ -241,6 +247,96 @@ fn function_at_steps(
         }
     }
     Ok(out)
+}
+
+thread_local! {
+    /// Where a series' counter resets are (a sample below the one before it); reused
+    /// across series.
+    static COUNTER_RESETS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `rate` or `increase` at every step. A window without a counter reset takes its
+/// increase from its first and last samples instead of walking it: the same
+/// arithmetic Prometheus does, since its walk adds nothing then. A window with a reset
+/// is walked as usual. Resets are rare, so where they are is found in one pass first.
+fn counter_at_steps(
+    samples: &[(Millis, f64)],
+    steps: Steps,
+    offset: Millis,
+    range: Millis,
+    is_rate: bool,
+    resets: &mut Vec<usize>,
+) -> StepValues {
+    resets.clear();
+    for (index, pair) in samples.windows(2).enumerate() {
+        if pair[1].1 < pair[0].1 {
+            resets.push(index + 1);
+        }
+    }
+    let mut out = StepValues::with_capacity(steps.capacity_for(samples.len(), range));
+    let mut windows = Windows::default();
+    // The first reset not before the current window's second sample.
+    let mut next_reset = 0;
+    for index in 0..steps.count {
+        let window = steps.window(index, offset, range);
+        let Some(points) = windows.next(samples, &window) else {
+            continue;
+        };
+        if points.len() < 2 {
+            continue;
+        }
+        while resets.get(next_reset).is_some_and(|&r| r <= windows.start) {
+            next_reset += 1;
+        }
+        let reset_inside = resets.get(next_reset).is_some_and(|&r| r < windows.end);
+        let increase = if reset_inside {
+            range_functions::counter_increase(points)
+        } else {
+            points[points.len() - 1].1 - points[0].1
+        };
+        out.steps.push(index);
+        out.values.push(range_functions::extrapolate(
+            points, increase, &window, true, is_rate,
+        ));
+    }
+    out
+}
+
+/// The index of the first sample after `bound`, at or after `from` (every sample
+/// before `from` is at or before `bound`). Short windows move a few samples per step:
+/// those are stepped over one by one; a longer move gallops.
+fn advance(samples: &[(Millis, f64)], mut from: usize, bound: Millis) -> usize {
+    for _ in 0..8 {
+        match samples.get(from) {
+            Some(&(t, _)) if t <= bound => from += 1,
+            _ => return from,
+        }
+    }
+    seek_after(samples, from, bound)
+}
+
+/// A series' window at successive steps: two indexes that only move forward, each
+/// galloping from where it was.
+#[derive(Debug, Default)]
+struct Windows {
+    start: usize,
+    end: usize,
+}
+
+impl Windows {
+    /// The samples in `window`, `None` when there are none. Windows must not move
+    /// back.
+    fn next<'s>(
+        &mut self,
+        samples: &'s [(Millis, f64)],
+        window: &RangeWindow,
+    ) -> Option<&'s [(Millis, f64)]> {
+        self.start = advance(samples, self.start, window.range_start);
+        self.end = advance(samples, self.end.max(self.start), window.range_end);
+        samples
+            .get(self.start..self.end)
+            .filter(|points| !points.is_empty())
+    }
 }
 
 /// The constant scalar arguments of a call (number literals, maybe in parentheses),

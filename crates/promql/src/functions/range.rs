@@ -15,19 +15,41 @@ pub(crate) fn extrapolated_rate(
     if points.len() < 2 {
         return None;
     }
+    let result = if is_counter {
+        counter_increase(points)
+    } else {
+        points[points.len() - 1].v() - points[0].v()
+    };
+    Some(extrapolate(points, result, window, is_counter, is_rate))
+}
+
+/// The last value less the first, plus the value before each counter reset (a value
+/// below its predecessor). `points` holds at least one point.
+pub(crate) fn counter_increase(points: &[impl Sample]) -> f64 {
+    let first = points[0];
+    let mut result = points[points.len() - 1].v() - first.v();
+    let mut prev = first.v();
+    for point in &points[1..] {
+        if point.v() < prev {
+            result += prev;
+        }
+        prev = point.v();
+    }
+    result
+}
+
+/// The second half of `extrapolatedRate`: `result` (the raw increase or delta over
+/// `points`, at least two) extrapolated to the window's edges.
+pub(crate) fn extrapolate(
+    points: &[impl Sample],
+    result: f64,
+    window: &RangeWindow,
+    is_counter: bool,
+    is_rate: bool,
+) -> f64 {
     let first = points[0];
     let last = points[points.len() - 1];
     let num_samples_minus_one = (points.len() - 1) as f64;
-    let mut result = last.v() - first.v();
-    if is_counter {
-        let mut prev = first.v();
-        for point in &points[1..] {
-            if point.v() < prev {
-                result += prev;
-            }
-            prev = point.v();
-        }
-    }
 
     let mut duration_to_start = (first.t() - window.range_start) as f64 / 1000.0;
     let mut duration_to_end = (window.range_end - last.t()) as f64 / 1000.0;
@@ -56,7 +78,7 @@ pub(crate) fn extrapolated_rate(
     if is_rate {
         factor /= range_seconds(window);
     }
-    Some(result * factor)
+    result * factor
 }
 
 /// The window length in seconds exactly as Go's `time.Duration.Seconds()` computes it.
