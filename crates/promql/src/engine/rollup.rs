@@ -192,9 +192,7 @@ fn newest_at_steps(
     let mut end = 0;
     for index in 0..steps.count {
         let reft = steps.time(index).saturating_sub(offset);
-        while end < samples.len() && samples[end].0 <= reft {
-            end += 1;
-        }
+        end = advance(samples, end, reft);
         let Some(&(t, v)) = end.checked_sub(1).and_then(|i| samples.get(i)) else {
             continue;
         };
