@@ -24,8 +24,10 @@ use crate::matcher::Matcher;
 use crate::symbols::{SymbolId, SymbolTable};
 use sightline_model::id_hash::IdHashMap;
 
+mod series_by_id;
 mod series_data;
 
+use self::series_by_id::SeriesById;
 pub(crate) use self::series_data::SampleOutcome;
 use self::series_data::SeriesData;
 
@@ -45,7 +47,7 @@ pub(crate) struct MemSeries {
 struct HeadInner {
     symbols: SymbolTable,
     index: LabelIndex,
-    series: IdHashMap<u32, Arc<MemSeries>>,
+    series: SeriesById,
     /// Fingerprint → series (one probe on the hot path); the rare colliding label sets
     /// go to `collisions` as ids.
     by_fingerprint: IdHashMap<u64, Arc<MemSeries>>,
@@ -129,7 +131,7 @@ impl HeadInner {
                 slot.insert(Arc::clone(&series));
             }
         }
-        self.series.insert(id, Arc::clone(&series));
+        self.series.insert(Arc::clone(&series));
         self.next_id = self.next_id.max(id.saturating_add(1));
         series
     }
@@ -521,7 +523,7 @@ impl Head {
         batch: usize,
         mut f: impl FnMut(Vec<(u64, Labels)>),
     ) {
-        let mut ids: Vec<u32> = self.inner.read().series.keys().copied().collect();
+        let mut ids: Vec<u32> = self.inner.read().series.ids().collect();
         ids.sort_unstable();
         for chunk in ids.chunks(batch.max(1)) {
             let inner = self.inner.read();
@@ -548,11 +550,11 @@ impl Head {
         let mut min_time = i64::MAX;
         let mut max_time = i64::MIN;
         let (mut chunks, mut samples) = (0u64, 0u64);
-        for (id, series) in &inner.series {
+        for series in inner.series.values() {
             let mut data = series.data.lock();
             data.truncate_before(boundary, &self.chunk_files);
             if data.is_empty() {
-                empty.push(*id);
+                empty.push(series.id);
                 continue;
             }
             chunks += data.num_chunks() as u64;
@@ -657,7 +659,7 @@ impl Head {
         };
         let per_series_struct = std::mem::size_of::<MemSeries>() + 16;
         memory.series_bytes = inner.symbols.heap_bytes()
-            + inner.series.capacity() * (std::mem::size_of::<(u32, Arc<MemSeries>)>() + 1)
+            + inner.series.capacity() * (std::mem::size_of::<Arc<MemSeries>>() + 1)
             + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, Arc<MemSeries>)>() + 1);
         for series in inner.series.values() {
             memory.series_bytes += per_series_struct + series.labels.len() * 4;
