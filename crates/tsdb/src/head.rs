@@ -21,7 +21,7 @@ use crate::db::RejectReason;
 use crate::head_chunks::HeadChunkFiles;
 use crate::index::LabelIndex;
 use crate::matcher::Matcher;
-use crate::symbols::{SymbolId, SymbolTable};
+use crate::symbols::{PackedIds, SymbolTable};
 use sightline_model::id_hash::IdHashMap;
 
 mod series_by_id;
@@ -35,7 +35,7 @@ use self::series_data::SeriesData;
 pub(crate) struct MemSeries {
     pub(crate) id: u32,
     /// Name and value symbol ids, pairwise, in label order.
-    labels: Box<[SymbolId]>,
+    labels: PackedIds,
     data: Mutex<SeriesData>,
     /// Whether the series' WAL record is durable. Until it is, every append to the
     /// series logs the series record again, so an acknowledged sample never refers to
@@ -59,15 +59,21 @@ struct HeadInner {
 
 impl HeadInner {
     fn labels_equal(&self, series: &MemSeries, labels: &impl LabelSet) -> bool {
-        series.labels.len() == labels.label_count() * 2
-            && series
-                .labels
-                .chunks_exact(2)
-                .zip(labels.pairs())
-                .all(|(pair, (name, value))| {
-                    **self.symbols.resolve(pair[0]) == *name
-                        && **self.symbols.resolve(pair[1]) == *value
-                })
+        let mut ours = series.labels.pairs();
+        let mut theirs = labels.pairs();
+        loop {
+            match (ours.next(), theirs.next()) {
+                (None, None) => return true,
+                (Some((name_id, value_id)), Some((name, value))) => {
+                    if **self.symbols.resolve(name_id) != *name
+                        || **self.symbols.resolve(value_id) != *value
+                    {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
     }
 
     fn lookup(&self, labels: &impl LabelSet, fingerprint: u64) -> Option<&Arc<MemSeries>> {
@@ -85,11 +91,11 @@ impl HeadInner {
     fn labels_of(&self, series: &MemSeries) -> Labels {
         let labels = series
             .labels
-            .chunks_exact(2)
-            .map(|pair| {
+            .pairs()
+            .map(|(name, value)| {
                 Label::new(
-                    &**self.symbols.resolve(pair[0]),
-                    &**self.symbols.resolve(pair[1]),
+                    &**self.symbols.resolve(name),
+                    &**self.symbols.resolve(value),
                 )
             })
             .collect();
@@ -102,8 +108,8 @@ impl HeadInner {
     ) -> impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)> + 'a {
         series
             .labels
-            .chunks_exact(2)
-            .map(|pair| (self.symbols.resolve(pair[0]), self.symbols.resolve(pair[1])))
+            .pairs()
+            .map(|(name, value)| (self.symbols.resolve(name), self.symbols.resolve(value)))
     }
 
     fn insert(&mut self, id: u32, labels: &impl LabelSet, fingerprint: u64) -> Arc<MemSeries> {
@@ -114,7 +120,7 @@ impl HeadInner {
         }
         let series = Arc::new(MemSeries {
             id,
-            labels: ids.into_boxed_slice(),
+            labels: PackedIds::new(&ids),
             data: Mutex::new(SeriesData::new()),
             logged: std::sync::atomic::AtomicBool::new(false),
         });
@@ -148,7 +154,7 @@ impl HeadInner {
             .collect();
         self.index.remove(id, pairs.iter().map(|(n, v)| (n, v)));
         for symbol in series.labels.iter() {
-            self.symbols.release(*symbol);
+            self.symbols.release(symbol);
         }
         if self.by_fingerprint.get(&fingerprint).map(|s| s.id) == Some(id) {
             self.by_fingerprint.remove(&fingerprint);
@@ -662,7 +668,7 @@ impl Head {
             + inner.series.capacity() * (std::mem::size_of::<Arc<MemSeries>>() + 1)
             + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, Arc<MemSeries>)>() + 1);
         for series in inner.series.values() {
-            memory.series_bytes += per_series_struct + series.labels.len() * 4;
+            memory.series_bytes += per_series_struct + series.labels.heap_bytes();
             let data = series.data.lock();
             memory.sample_bytes += data.heap_bytes();
             memory.chunks += data.num_chunks();
