@@ -150,7 +150,9 @@ impl SeriesData {
             Some(chunk) => chunk.is_full() || t >= chunk_range_end(chunk.min_time(), block_range),
         };
         if cut && let Some(full) = self.open.take() {
+            let next = full.successor();
             self.close(full, files);
+            self.open = Some(next);
         }
         let chunk = self.open.get_or_insert_with(XorChunk::new);
         chunk.append(t, v);
