@@ -21,11 +21,13 @@ use crate::db::RejectReason;
 use crate::head_chunks::HeadChunkFiles;
 use crate::index::LabelIndex;
 use crate::matcher::Matcher;
-use crate::symbols::{SymbolId, SymbolTable};
+use crate::symbols::{PackedIds, SymbolTable};
 use sightline_model::id_hash::IdHashMap;
 
+mod series_by_id;
 mod series_data;
 
+use self::series_by_id::SeriesById;
 pub(crate) use self::series_data::SampleOutcome;
 use self::series_data::SeriesData;
 
@@ -33,7 +35,7 @@ use self::series_data::SeriesData;
 pub(crate) struct MemSeries {
     pub(crate) id: u32,
     /// Name and value symbol ids, pairwise, in label order.
-    labels: Box<[SymbolId]>,
+    labels: PackedIds,
     data: Mutex<SeriesData>,
     /// Whether the series' WAL record is durable. Until it is, every append to the
     /// series logs the series record again, so an acknowledged sample never refers to
@@ -45,7 +47,7 @@ pub(crate) struct MemSeries {
 struct HeadInner {
     symbols: SymbolTable,
     index: LabelIndex,
-    series: IdHashMap<u32, Arc<MemSeries>>,
+    series: SeriesById,
     /// Fingerprint → series (one probe on the hot path); the rare colliding label sets
     /// go to `collisions` as ids.
     by_fingerprint: IdHashMap<u64, Arc<MemSeries>>,
@@ -57,15 +59,21 @@ struct HeadInner {
 
 impl HeadInner {
     fn labels_equal(&self, series: &MemSeries, labels: &impl LabelSet) -> bool {
-        series.labels.len() == labels.label_count() * 2
-            && series
-                .labels
-                .chunks_exact(2)
-                .zip(labels.pairs())
-                .all(|(pair, (name, value))| {
-                    **self.symbols.resolve(pair[0]) == *name
-                        && **self.symbols.resolve(pair[1]) == *value
-                })
+        let mut ours = series.labels.pairs();
+        let mut theirs = labels.pairs();
+        loop {
+            match (ours.next(), theirs.next()) {
+                (None, None) => return true,
+                (Some((name_id, value_id)), Some((name, value))) => {
+                    if **self.symbols.resolve(name_id) != *name
+                        || **self.symbols.resolve(value_id) != *value
+                    {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
     }
 
     fn lookup(&self, labels: &impl LabelSet, fingerprint: u64) -> Option<&Arc<MemSeries>> {
@@ -83,11 +91,11 @@ impl HeadInner {
     fn labels_of(&self, series: &MemSeries) -> Labels {
         let labels = series
             .labels
-            .chunks_exact(2)
-            .map(|pair| {
+            .pairs()
+            .map(|(name, value)| {
                 Label::new(
-                    &**self.symbols.resolve(pair[0]),
-                    &**self.symbols.resolve(pair[1]),
+                    &**self.symbols.resolve(name),
+                    &**self.symbols.resolve(value),
                 )
             })
             .collect();
@@ -100,8 +108,8 @@ impl HeadInner {
     ) -> impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)> + 'a {
         series
             .labels
-            .chunks_exact(2)
-            .map(|pair| (self.symbols.resolve(pair[0]), self.symbols.resolve(pair[1])))
+            .pairs()
+            .map(|(name, value)| (self.symbols.resolve(name), self.symbols.resolve(value)))
     }
 
     fn insert(&mut self, id: u32, labels: &impl LabelSet, fingerprint: u64) -> Arc<MemSeries> {
@@ -112,7 +120,7 @@ impl HeadInner {
         }
         let series = Arc::new(MemSeries {
             id,
-            labels: ids.into_boxed_slice(),
+            labels: PackedIds::new(&ids),
             data: Mutex::new(SeriesData::new()),
             logged: std::sync::atomic::AtomicBool::new(false),
         });
@@ -129,7 +137,7 @@ impl HeadInner {
                 slot.insert(Arc::clone(&series));
             }
         }
-        self.series.insert(id, Arc::clone(&series));
+        self.series.insert(Arc::clone(&series));
         self.next_id = self.next_id.max(id.saturating_add(1));
         series
     }
@@ -146,7 +154,7 @@ impl HeadInner {
             .collect();
         self.index.remove(id, pairs.iter().map(|(n, v)| (n, v)));
         for symbol in series.labels.iter() {
-            self.symbols.release(*symbol);
+            self.symbols.release(symbol);
         }
         if self.by_fingerprint.get(&fingerprint).map(|s| s.id) == Some(id) {
             self.by_fingerprint.remove(&fingerprint);
@@ -293,12 +301,7 @@ impl AppendGuard<'_> {
 
     /// True when an exemplar at `t` is newer than the series' last one (and records it).
     pub(crate) fn accept_exemplar(&self, series: &MemSeries, t: i64) -> bool {
-        let mut data = series.data.lock();
-        if t <= data.last_exemplar_time {
-            return false;
-        }
-        data.last_exemplar_time = t;
-        true
+        series.data.lock().accept_exemplar(t)
     }
 }
 
@@ -526,7 +529,7 @@ impl Head {
         batch: usize,
         mut f: impl FnMut(Vec<(u64, Labels)>),
     ) {
-        let mut ids: Vec<u32> = self.inner.read().series.keys().copied().collect();
+        let mut ids: Vec<u32> = self.inner.read().series.ids().collect();
         ids.sort_unstable();
         for chunk in ids.chunks(batch.max(1)) {
             let inner = self.inner.read();
@@ -553,11 +556,11 @@ impl Head {
         let mut min_time = i64::MAX;
         let mut max_time = i64::MIN;
         let (mut chunks, mut samples) = (0u64, 0u64);
-        for (id, series) in &inner.series {
+        for series in inner.series.values() {
             let mut data = series.data.lock();
             data.truncate_before(boundary, &self.chunk_files);
             if data.is_empty() {
-                empty.push(*id);
+                empty.push(series.id);
                 continue;
             }
             chunks += data.num_chunks() as u64;
@@ -662,10 +665,10 @@ impl Head {
         };
         let per_series_struct = std::mem::size_of::<MemSeries>() + 16;
         memory.series_bytes = inner.symbols.heap_bytes()
-            + inner.series.capacity() * (std::mem::size_of::<(u32, Arc<MemSeries>)>() + 1)
+            + inner.series.capacity() * (std::mem::size_of::<Arc<MemSeries>>() + 1)
             + inner.by_fingerprint.capacity() * (std::mem::size_of::<(u64, Arc<MemSeries>)>() + 1);
         for series in inner.series.values() {
-            memory.series_bytes += per_series_struct + series.labels.len() * 4;
+            memory.series_bytes += per_series_struct + series.labels.heap_bytes();
             let data = series.data.lock();
             memory.sample_bytes += data.heap_bytes();
             memory.chunks += data.num_chunks();
@@ -680,10 +683,11 @@ mod size_tests {
     /// Every head series holds one `MemSeries` (in an `Arc`: 16 more bytes, then
     /// malloc's 8-byte header rounded to 16) with its `SeriesData` and open chunk
     /// inline: growing them costs memory in every series, so the sizes are pinned.
+    /// At 120 bytes a series takes a 144-byte malloc chunk; at 128 it took 160.
     #[test]
     fn per_series_structs_keep_their_size() {
         assert_eq!(std::mem::size_of::<crate::chunk::XorChunk>(), 64);
-        assert_eq!(std::mem::size_of::<super::SeriesData>(), 96);
-        assert_eq!(std::mem::size_of::<super::MemSeries>(), 128);
+        assert_eq!(std::mem::size_of::<super::SeriesData>(), 88);
+        assert_eq!(std::mem::size_of::<super::MemSeries>(), 120);
     }
 }

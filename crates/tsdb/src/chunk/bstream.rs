@@ -21,10 +21,12 @@ impl BitWriter<'_> {
         if nbits == 0 || nbits > 64 {
             return;
         }
-        // At most 9 new bytes. Grow by a quarter instead of doubling: an open chunk
-        // lives for its series' next 120 samples, and doubling left up to half of
-        // every one of them unused (the largest part of head memory after samples).
-        if self.bytes.capacity() - self.bytes.len() < 9 {
+        // Grow only when the bits do not fit: a chunk sized for its samples up front
+        // (see `XorChunk::successor`) then never reallocates. Grow by a quarter
+        // instead of doubling: an open chunk lives for its series' next 120 samples,
+        // and doubling left up to half of every one of them unused.
+        let new_bytes = (nbits - nbits.min(u32::from(*self.free_bits))).div_ceil(8) as usize;
+        if self.bytes.capacity() - self.bytes.len() < new_bytes {
             let extra = (self.bytes.len() / 4).max(32);
             self.bytes.reserve_exact(extra);
         }

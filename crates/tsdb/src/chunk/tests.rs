@@ -477,3 +477,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_successor_gets_the_bytes_its_predecessor_took() {
+    let fill = |chunk: &mut XorChunk, start: Millis, values: &dyn Fn(usize) -> f64| {
+        for i in 0..XorChunk::MAX_SAMPLES {
+            chunk.append(start + 15_000 * i as i64, values(i));
+        }
+    };
+    let next_start = START_MILLIS + 15_000 * XorChunk::MAX_SAMPLES as i64;
+
+    // A constant series takes ~50 bytes a chunk: its next chunk is allocated at
+    // that size, and never grows.
+    let mut constant = XorChunk::new();
+    fill(&mut constant, START_MILLIS, &|_| 42.0);
+    let mut next = constant.successor();
+    assert_eq!(next.heap_bytes(), constant.encoded_len());
+    fill(&mut next, next_start, &|_| 42.0);
+    assert_eq!(next.encoded_len(), constant.encoded_len());
+    assert_eq!(next.heap_bytes(), constant.encoded_len(), "grew");
+
+    // One that needs more than a new chunk's capacity starts there and grows.
+    let gauge = gauge_series();
+    let mut noisy = XorChunk::new();
+    fill(&mut noisy, START_MILLIS, &|i| gauge[i]);
+    assert!(noisy.encoded_len() > XorChunk::new().heap_bytes());
+    assert_eq!(noisy.successor().heap_bytes(), XorChunk::new().heap_bytes());
+
+    // A chunk cut early (at a block boundary) is scaled to a full one.
+    let mut short = XorChunk::new();
+    for i in 0..XorChunk::MAX_SAMPLES / 2 {
+        short.append(START_MILLIS + 15_000 * i as i64, 42.0);
+    }
+    assert_eq!(short.successor().heap_bytes(), 2 * short.encoded_len());
+}

@@ -21,16 +21,31 @@ pub(crate) enum SampleOutcome {
 struct ClosedChunk {
     min_time: i64,
     max_time: i64,
-    num_samples: u16,
     body: ClosedBody,
 }
 
+/// Where a closed chunk's bytes are, and its sample count. The count sits in each
+/// variant, beside the enum's tag, rather than in [`ClosedChunk`]: there it would
+/// need 8 more bytes of padding, in every closed chunk of every series.
 #[derive(Debug)]
 enum ClosedBody {
     /// In a head chunk file (the normal case).
-    Spilled(SpilledChunk),
+    Spilled {
+        chunk: SpilledChunk,
+        num_samples: u16,
+    },
     /// On the heap: the file write failed (e.g. disk full); nothing is lost.
-    Memory(Box<[u8]>),
+    Memory { bytes: Box<[u8]>, num_samples: u16 },
+}
+
+impl ClosedChunk {
+    fn num_samples(&self) -> u16 {
+        match self.body {
+            ClosedBody::Spilled { num_samples, .. } | ClosedBody::Memory { num_samples, .. } => {
+                num_samples
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -43,12 +58,27 @@ pub(crate) struct SeriesData {
     /// there are no closed chunks either (nothing in order yet, or all truncated).
     /// Its newest sample is the series' newest in-order one.
     open: Option<XorChunk>,
+    /// Boxed: most series never have out-of-order samples nor exemplars, and this
+    /// struct is in every series (the box is 8 bytes; its contents 32).
+    extras: Option<Box<Extras>>,
+}
+
+/// What only some series need.
+#[derive(Debug)]
+struct Extras {
     /// Out-of-order samples, sorted by time, no timestamp shared with the chunks.
-    /// Boxed: most series never have any, and this struct is in every series (a
-    /// `Vec` is 24 bytes even when empty; the box is 8).
-    #[allow(clippy::box_collection)]
-    out_of_order: Option<Box<Vec<(i64, f64)>>>,
-    pub(crate) last_exemplar_time: i64,
+    out_of_order: Vec<(i64, f64)>,
+    /// Time of the newest exemplar accepted (`i64::MIN` when none).
+    last_exemplar_time: i64,
+}
+
+impl Default for Extras {
+    fn default() -> Extras {
+        Extras {
+            out_of_order: Vec::new(),
+            last_exemplar_time: i64::MIN,
+        }
+    }
 }
 
 fn chunk_range_end(t: i64, block_range: i64) -> i64 {
@@ -62,8 +92,7 @@ impl SeriesData {
         SeriesData {
             closed: Box::default(),
             open: None,
-            out_of_order: None,
-            last_exemplar_time: i64::MIN,
+            extras: None,
         }
     }
 
@@ -72,7 +101,19 @@ impl SeriesData {
     }
 
     fn out_of_order(&self) -> &[(i64, f64)] {
-        self.out_of_order.as_deref().map_or(&[], Vec::as_slice)
+        self.extras
+            .as_deref()
+            .map_or(&[], |extras| extras.out_of_order.as_slice())
+    }
+
+    /// True when an exemplar at `t` is newer than the series' last one (and records it).
+    pub(crate) fn accept_exemplar(&mut self, t: i64) -> bool {
+        let extras = self.extras.get_or_insert_with(Box::default);
+        if t <= extras.last_exemplar_time {
+            return false;
+        }
+        extras.last_exemplar_time = t;
+        true
     }
 
     /// Newest in-order timestamp (`i64::MIN` when none).
@@ -109,7 +150,9 @@ impl SeriesData {
             Some(chunk) => chunk.is_full() || t >= chunk_range_end(chunk.min_time(), block_range),
         };
         if cut && let Some(full) = self.open.take() {
+            let next = full.successor();
             self.close(full, files);
+            self.open = Some(next);
         }
         let chunk = self.open.get_or_insert_with(XorChunk::new);
         chunk.append(t, v);
@@ -121,10 +164,16 @@ impl SeriesData {
         // At most MAX_SAMPLES (120), so the count fits.
         let num_samples = u16::try_from(chunk.num_samples()).unwrap_or(u16::MAX);
         let body = match files.write(min_time, chunk.bytes()) {
-            Ok(spilled) => ClosedBody::Spilled(spilled),
+            Ok(spilled) => ClosedBody::Spilled {
+                chunk: spilled,
+                num_samples,
+            },
             Err(e) => {
                 warn_spill_failed(&e);
-                ClosedBody::Memory(chunk.into_bytes().into_boxed_slice())
+                ClosedBody::Memory {
+                    bytes: chunk.into_bytes().into_boxed_slice(),
+                    num_samples,
+                }
             }
         };
         // Exact growth: a series closes a chunk every 120 samples, and Vec's
@@ -134,7 +183,6 @@ impl SeriesData {
         closed.push(ClosedChunk {
             min_time,
             max_time,
-            num_samples,
             body,
         });
         self.closed = closed.into_boxed_slice();
@@ -155,8 +203,8 @@ impl SeriesData {
             }
             let read;
             let bytes: &[u8] = match &chunk.body {
-                ClosedBody::Memory(bytes) => bytes,
-                ClosedBody::Spilled(spilled) => {
+                ClosedBody::Memory { bytes, .. } => bytes,
+                ClosedBody::Spilled { chunk: spilled, .. } => {
                     read = files.read(chunk.min_time, spilled)?;
                     &read
                 }
@@ -230,7 +278,7 @@ impl SeriesData {
             Ok(Some(existing)) if existing.to_bits() == v.to_bits() => SampleOutcome::Duplicate,
             Ok(Some(_)) => SampleOutcome::Rejected(RejectReason::DuplicateTimestamp),
             Ok(None) => {
-                let out_of_order = self.out_of_order.get_or_insert_with(Default::default);
+                let out_of_order = &mut self.extras.get_or_insert_with(Box::default).out_of_order;
                 let position = out_of_order.partition_point(|s| s.0 < t);
                 out_of_order.insert(position, (t, v));
                 SampleOutcome::Appended
@@ -291,7 +339,7 @@ impl SeriesData {
             .closed
             .iter()
             .filter(|c| inside(c.min_time, c.max_time))
-            .map(|c| u64::from(c.num_samples))
+            .map(|c| u64::from(c.num_samples()))
             .sum();
         let open = self
             .open
@@ -311,7 +359,7 @@ impl SeriesData {
             let mut closed = std::mem::take(&mut self.closed).into_vec();
             closed.retain(|c| {
                 let keep = c.max_time >= boundary;
-                if !keep && matches!(c.body, ClosedBody::Spilled(_)) {
+                if !keep && matches!(c.body, ClosedBody::Spilled { .. }) {
                     files.release(c.min_time);
                 }
                 keep
@@ -321,10 +369,10 @@ impl SeriesData {
         if self.open.as_ref().is_some_and(|c| c.max_time() < boundary) {
             self.open = None;
         }
-        if let Some(out_of_order) = &mut self.out_of_order {
-            out_of_order.retain(|s| s.0 >= boundary);
-            if out_of_order.is_empty() {
-                self.out_of_order = None;
+        if let Some(extras) = &mut self.extras {
+            extras.out_of_order.retain(|s| s.0 >= boundary);
+            if extras.out_of_order.is_empty() && extras.last_exemplar_time == i64::MIN {
+                self.extras = None;
             }
         }
     }
@@ -332,7 +380,7 @@ impl SeriesData {
     pub(crate) fn num_samples(&self) -> usize {
         self.closed
             .iter()
-            .map(|c| usize::from(c.num_samples))
+            .map(|c| usize::from(c.num_samples()))
             .sum::<usize>()
             + self.open.as_ref().map_or(0, XorChunk::num_samples)
             + self.out_of_order().len()
@@ -346,13 +394,13 @@ impl SeriesData {
                 .closed
                 .iter()
                 .map(|c| match &c.body {
-                    ClosedBody::Memory(bytes) => bytes.len(),
-                    ClosedBody::Spilled(_) => 0,
+                    ClosedBody::Memory { bytes, .. } => bytes.len(),
+                    ClosedBody::Spilled { .. } => 0,
                 })
                 .sum::<usize>()
             + self.open.as_ref().map_or(0, XorChunk::heap_bytes)
-            + self.out_of_order.as_ref().map_or(0, |ooo| {
-                std::mem::size_of::<Vec<(i64, f64)>>() + ooo.capacity() * 16
+            + self.extras.as_ref().map_or(0, |extras| {
+                std::mem::size_of::<Extras>() + extras.out_of_order.capacity() * 16
             })
     }
 }
@@ -411,8 +459,9 @@ mod tests {
 
     #[test]
     fn a_closed_chunk_reference_stays_small() {
-        // Kept on the heap for every closed chunk of every series (see `SpilledChunk`).
-        assert_eq!(std::mem::size_of::<ClosedChunk>(), 48);
+        // Kept on the heap for every closed chunk of every series (see `SpilledChunk`):
+        // 48 bytes with malloc's header for the usual one, 56 at 48 bytes.
+        assert_eq!(std::mem::size_of::<ClosedChunk>(), 40);
     }
 
     const HOUR: i64 = 3_600_000;
@@ -436,7 +485,7 @@ mod tests {
         assert!(
             data.closed
                 .iter()
-                .all(|c| matches!(c.body, ClosedBody::Spilled(_)))
+                .all(|c| matches!(c.body, ClosedBody::Spilled { .. }))
         );
         let all = data.samples_in(i64::MIN, i64::MAX, &files).unwrap();
         assert_eq!(all.len() as i64, n);
