@@ -2,12 +2,13 @@
 //!
 //! The engine and the store both speak milliseconds here ([`Db::plan_select`]). A
 //! tenant that never wrote is an empty store, not an error. The per-query limits that
-//! must hold *before* data is read are checked here, since the engine loads every
-//! selector's data before evaluating: the query's deadline, the series it selects
-//! (`query.max_series`, from the store's plan, before any sample is read) and the
-//! samples it loads (`query.max_samples`: from chunk metadata before decoding, then
-//! series by series while decoding, so memory stays near the limit whatever the query
-//! asks for).
+//! must hold *before* data is read are checked here, since the engine reads every
+//! selector's data before evaluating its steps: the query's deadline, the series it
+//! selects (`query.max_series`, from the store's plan, before any sample is read) and
+//! the samples it reads (`query.max_samples`: from chunk metadata before decoding,
+//! then series by series while decoding, so memory stays near the limit whatever the
+//! query asks for). A rolled-up selector ([`Queryable::select_visit`]) is reduced
+//! series by series on the decoding threads and counts its samples the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
