@@ -38,6 +38,8 @@ pub(crate) const PROCESS_START_TIME_SECONDS: &str = "sightline_process_start_tim
 pub(crate) const QUERIES_IN_FLIGHT: &str = "sightline_queries_in_flight";
 pub(crate) const QUERIES_QUEUED: &str = "sightline_queries_queued";
 pub(crate) const SCRAPE_TARGETS: &str = "sightline_scrape_targets";
+pub(crate) const BLOCK_CACHE_BYTES: &str = "sightline_block_cache_bytes";
+pub(crate) const BLOCK_CACHE_LOOKUPS_TOTAL: &str = "sightline_block_cache_lookups_total";
 pub(crate) const SCRAPES_TOTAL: &str = "sightline_scrapes_total";
 pub(crate) const SCRAPE_FAILURES_TOTAL: &str = "sightline_scrape_failures_total";
 
@@ -429,12 +431,37 @@ fn escape_label_value(value: &str) -> String {
     escaped
 }
 
+/// The query block cache's figures (`storage.metrics.block_cache_bytes`).
+fn render_block_cache(out: &mut String, cache: &sightline_tsdb::GroupCache) {
+    header(
+        out,
+        BLOCK_CACHE_BYTES,
+        "gauge",
+        "Bytes of decompressed block data kept for queries (storage.metrics.block_cache_bytes).",
+    );
+    let _ = writeln!(out, "{BLOCK_CACHE_BYTES} {}", cache.bytes());
+    header(
+        out,
+        BLOCK_CACHE_LOOKUPS_TOTAL,
+        "counter",
+        "Lookups of block data by queries in the block cache, by result.",
+    );
+    let (hits, misses) = cache.hits_and_misses();
+    let _ = writeln!(out, "{BLOCK_CACHE_LOOKUPS_TOTAL}{{result=\"hit\"}} {hits}");
+    let _ = writeln!(
+        out,
+        "{BLOCK_CACHE_LOOKUPS_TOTAL}{{result=\"miss\"}} {misses}"
+    );
+}
+
 /// `GET /metrics`.
 pub(crate) async fn metrics_handler(State(state): State<AppState>) -> Response {
     let render_state = state.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         let dbs = render_state.all_metrics_dbs();
-        render_state.self_metrics().render(&dbs)
+        let mut text = render_state.self_metrics().render(&dbs);
+        render_block_cache(&mut text, render_state.group_cache());
+        text
     })
     .await;
     match rendered {
@@ -514,6 +541,12 @@ mod tests {
         drop(queued);
         assert!(metrics.render(&[]).contains("sightline_queries_queued 0\n"));
         assert!(text.contains("sightline_build_info{version="));
+        let cache = sightline_tsdb::GroupCache::new(1 << 20);
+        let mut text = String::new();
+        render_block_cache(&mut text, &cache);
+        assert!(text.contains("sightline_block_cache_bytes 0\n"), "{text}");
+        assert!(text.contains("sightline_block_cache_lookups_total{result=\"miss\"} 0\n"));
+        assert!(text.contains("# TYPE sightline_block_cache_lookups_total counter\n"));
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap_or_default();

@@ -93,6 +93,11 @@ impl AppState {
         &self.inner.config
     }
 
+    /// Decompressed block data kept for queries, shared by every tenant's store.
+    pub(crate) fn group_cache(&self) -> &sightline_tsdb::GroupCache {
+        &self.inner.group_cache
+    }
+
     /// Options of a tenant's metrics store.
     fn db_options(&self) -> sightline_tsdb::DbOptions {
         self.config()

@@ -33,6 +33,8 @@ pub(super) fn next_block_uid() -> BlockUid {
 pub struct GroupCache {
     budget_bytes: usize,
     state: Mutex<CacheState>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,8 @@ impl GroupCache {
         GroupCache {
             budget_bytes,
             state: Mutex::new(CacheState::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -64,12 +68,24 @@ impl GroupCache {
         self.state.lock().bytes
     }
 
+    /// Lookups that found their group, and lookups that did not, since start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
     pub(super) fn get(&self, block: BlockUid, group: u32) -> Option<Arc<DecodedGroup>> {
         let mut state = self.state.lock();
         state.clock += 1;
         let clock = state.clock;
-        let entry = state.entries.get_mut(&(block, group))?;
+        let Some(entry) = state.entries.get_mut(&(block, group)) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         entry.last_used = clock;
+        self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(&entry.group))
     }
 
@@ -150,6 +166,7 @@ mod tests {
         );
         assert!(cache.get(1, 0).is_some());
         assert!(cache.get(2, 0).is_some());
+        assert_eq!(cache.hits_and_misses(), (3, 1));
         // Inserting a group again replaces it and counts it once.
         cache.insert(2, 0, &group(1_000));
         assert_eq!(cache.bytes(), 8_000);
