@@ -312,13 +312,29 @@ def scraped_prometheus(prometheus) -> Prometheus:
 
 @pytest.fixture(scope="session")
 def eval_time(scraped_prometheus) -> float:
-    """A fixed evaluation time a couple of seconds in the past, when every job was up."""
-    at = round(time.time() - 2.0, 3)
-    up = scraped_prometheus.api.query("up", at)
-    jobs = sorted((s["metric"].get("job"), s["value"][1]) for s in up)
+    """A fixed evaluation time a couple of seconds in the past, when every job was up.
+
+    Scrapes run every second with a one-second timeout, so on a busy machine one of
+    them (Prometheus scraping itself included) can time out: the first recent instant
+    at which all three jobs were up is taken, not whichever instant comes first.
+    """
     want = [("node", "1"), ("prometheus", "1"), ("sightline", "1")]
-    assert jobs == want, f"prometheus' up at {at}: {jobs}, want {want}"
-    return at
+
+    def instant_with_every_job_up() -> float | None:
+        at = round(time.time() - 2.0, 3)
+        up = scraped_prometheus.api.query("up", at)
+        jobs = sorted((s["metric"].get("job"), s["value"][1]) for s in up)
+        if jobs != want:
+            raise AssertionError(f"prometheus' up at {at}: {jobs}, want {want}")
+        return at
+
+    return wait_until(
+        instant_with_every_job_up,
+        30,
+        "an instant when every job was up",
+        interval=0.5,
+        child=scraped_prometheus.child,
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
