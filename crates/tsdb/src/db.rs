@@ -359,17 +359,16 @@ impl Db {
             ts.labels.label_count() > 0 && has_data
         };
         let mut guard = self.head.append_guard();
-        let mut resolved = Vec::with_capacity(request_series.len());
-        let mut missing = false;
-        for ts in request_series {
-            let series = if wanted(ts) {
-                guard.lookup(&ts.labels, ts.labels.fingerprint())
-            } else {
-                None
-            };
-            missing |= series.is_none() && wanted(ts);
-            resolved.push(series);
-        }
+        let label_sets: Vec<Option<&L>> = request_series
+            .iter()
+            .map(|ts| wanted(ts).then_some(&ts.labels))
+            .collect();
+        let mut resolved = guard.lookup_many(&label_sets);
+        drop(label_sets);
+        let missing = request_series
+            .iter()
+            .zip(&resolved)
+            .any(|(ts, series)| series.is_none() && wanted(ts));
         if missing {
             drop(guard);
             let mut create = self.head.create_guard();

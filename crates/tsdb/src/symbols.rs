@@ -135,6 +135,11 @@ impl PackedIds {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.len()
     }
+
+    /// Where the packed bytes start (for prefetching).
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
 }
 
 fn varint_len(id: SymbolId) -> usize {

@@ -127,6 +127,11 @@ impl SeriesData {
         self.in_order_max_time().max(ooo)
     }
 
+    /// The open chunk's encoding, if there is one (for prefetching).
+    pub(crate) fn open_chunk_bytes(&self) -> Option<&[u8]> {
+        self.open.as_ref().map(XorChunk::bytes)
+    }
+
     /// Closed plus open chunks.
     pub(crate) fn num_chunks(&self) -> usize {
         self.closed.len() + usize::from(self.open.is_some())
