@@ -58,6 +58,11 @@ proc_kib() { # pid field -> bytes
     awk -v f="$2:" '$1 == f { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+# User + system CPU time of a process so far, in seconds (from /proc/PID/stat).
+proc_cpu_seconds() { # pid
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 du_apparent() { du -sb "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
 du_allocated() { du -sB1 "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
 
@@ -195,7 +200,11 @@ run_system() { # name
     version=$("version_$system" 2>/dev/null || echo unknown)
 
     log "$system: load: ${LOADGEN_ARGS[*]}"
+    local cpu_before cpu_after server_cpu
+    cpu_before=$(proc_cpu_seconds "$pid")
     load=$("$LOADGEN_BIN" --url "$base/api/v1/write" "${LOADGEN_ARGS[@]}")
+    cpu_after=$(proc_cpu_seconds "$pid")
+    server_cpu=$(awk -v a="$cpu_after" -v b="$cpu_before" 'BEGIN { printf "%.2f", a - b }')
     echo "$load" >"$OUT/$system-load.json"
     rss=$(proc_kib "$pid" VmRSS)
     hwm=$(proc_kib "$pid" VmHWM)
@@ -235,14 +244,14 @@ run_system() { # name
 
     jq -n --arg system "$system" --arg version "$version" --arg note "$note" \
         --argjson load "$load" --argjson rss "$rss" --argjson hwm "$hwm" \
-        --argjson rss_after_persist "$rss_after_persist" \
+        --argjson rss_after_persist "$rss_after_persist" --argjson server_cpu "$server_cpu" \
         --argjson apparent "$apparent" --argjson allocated "$allocated" \
         --argjson block_apparent "$block_apparent" --argjson block_allocated "$block_allocated" \
         --arg layout "$layout" --arg up_count "$up_count" --arg up_samples "$up_samples" \
         --arg self_metrics "$self_metrics" --argjson persist_seconds "$persist_seconds" \
         --argjson seconds "$(( $(date +%s) - started ))" \
         '{system: $system, version: $version, persist_note: $note, load: $load,
-          rss_bytes: $rss, hwm_bytes: $hwm, rss_after_persist_bytes: $rss_after_persist,
+          server_cpu_seconds: $server_cpu, rss_bytes: $rss, hwm_bytes: $hwm, rss_after_persist_bytes: $rss_after_persist,
           disk_apparent_bytes: $apparent, disk_allocated_bytes: $allocated,
           block_apparent_bytes: $block_apparent, block_allocated_bytes: $block_allocated,
           layout: $layout, check_up_count: $up_count, check_up_samples: $up_samples,

@@ -204,6 +204,11 @@ def main():
     row("loadgen CPU during the load", each(
         lambda f: f"{f.load.get('loadgen_cpu_seconds', 0):.1f} s "
                   f"({100 * f.load.get('loadgen_cpu_seconds', 0) / max(f.load.get('wall_seconds', 1), 1e-9):.0f}% of a core)"))
+    row("server CPU during the load (user + system)", each(
+        lambda f: f"{f.data.get('server_cpu_seconds', 0):.1f} s "
+                  f"({f.data.get('server_cpu_seconds', 0) / max(f.load.get('wall_seconds', 1), 1e-9):.2f} cores)"))
+    row("server CPU per accepted sample", each(
+        lambda f: f"{1e6 * f.data.get('server_cpu_seconds', 0) / f.accepted:.2f} µs" if f.accepted else "n/a"))
     row("request latency p50 / p99", each(lambda f: f"{f.load.get('latency_ms_p50', 0):.1f} / {f.load.get('latency_ms_p99', 0):.1f} ms"))
     row("disk after persist (du -sb)", each(lambda f: human_bytes(f.data.get("disk_apparent_bytes"))))
     row("**disk bytes / sample** (apparent)", each(lambda f: fmt(f.disk_per_sample)))
