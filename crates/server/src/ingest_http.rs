@@ -261,14 +261,29 @@ fn remote_write_blocking(
     body: &[u8],
     limits: &sightline_ingest::remote_write::DecodeLimits,
 ) -> Result<(), ApiError> {
+    let pool = state.remote_write_scratch();
+    let mut scratch = pool.take();
+    let stored = decode_and_store(state, tenant, body, limits, &mut scratch);
+    pool.give(scratch);
+    stored
+}
+
+/// [`remote_write_blocking`] with its decoding buffers.
+fn decode_and_store(
+    state: &AppState,
+    tenant: &TenantId,
+    body: &[u8],
+    limits: &sightline_ingest::remote_write::DecodeLimits,
+    scratch: &mut sightline_ingest::remote_write::Scratch,
+) -> Result<(), ApiError> {
     let refuse = |e: sightline_ingest::Error| {
         if !e.is_too_large() {
             state.self_metrics().add_invalid_write_request();
         }
         ingest_error(e)
     };
-    let protobuf = sightline_ingest::remote_write::decompress(body, limits).map_err(refuse)?;
-    let decoded = sightline_ingest::remote_write::decode_view(&protobuf, limits).map_err(refuse)?;
+    let decoded =
+        sightline_ingest::remote_write::decode_body(body, limits, scratch).map_err(refuse)?;
     if decoded.native_histograms_dropped > 0 {
         state
             .self_metrics()

@@ -47,6 +47,8 @@ pub(crate) struct StateInner {
     rate_limiter: IngestionRateLimiter,
     /// Bytes of decompressed request bodies being decoded (`server.max_inflight_decompressed_bytes`).
     decode_budget: DecodeBudget,
+    /// Decoding buffers that remote_write requests reuse.
+    remote_write_scratch: sightline_ingest::remote_write::ScratchPool,
     /// PromQL evaluation slots and limits (`query:`).
     query_runner: QueryRunner,
     /// Set when a store's write-ahead log failed: `/-/ready` answers 503 with it.
@@ -57,6 +59,13 @@ pub(crate) struct StateInner {
     /// Held for the life of the process; dropping it releases the lock.
     _data_dir_lock: DataDirLock,
 }
+
+/// remote_write decoding buffers kept for reuse: enough for the requests a few cores
+/// decode at once (more in flight allocate their own).
+const REMOTE_WRITE_SCRATCH_POOLED: usize = 4;
+/// A scratch that grew past this (a request far above Prometheus' 2,000 samples per
+/// send) is freed rather than kept.
+const REMOTE_WRITE_SCRATCH_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 impl AppState {
     /// State over `config.data_dir`, which must already be locked by `lock`. No store
@@ -74,6 +83,10 @@ impl AppState {
         AppState {
             inner: Arc::new(StateInner {
                 decode_budget,
+                remote_write_scratch: sightline_ingest::remote_write::ScratchPool::new(
+                    REMOTE_WRITE_SCRATCH_POOLED,
+                    REMOTE_WRITE_SCRATCH_MAX_BYTES,
+                ),
                 query_runner,
                 storage_failure: Mutex::new(None),
                 config,
@@ -110,6 +123,11 @@ impl AppState {
 
     pub(crate) fn rate_limiter(&self) -> &IngestionRateLimiter {
         &self.inner.rate_limiter
+    }
+
+    /// Decoding buffers for remote_write requests to reuse.
+    pub(crate) fn remote_write_scratch(&self) -> &sightline_ingest::remote_write::ScratchPool {
+        &self.inner.remote_write_scratch
     }
 
     pub(crate) fn decode_budget(&self) -> &DecodeBudget {

@@ -8,7 +8,7 @@ pub mod proto;
 mod view;
 mod wire;
 
-pub use view::{RequestView, decode_view};
+pub use view::{BufferLabels, RequestView, Scratch, ScratchPool, decode_body, decode_view};
 
 use prost::Message;
 use sightline_model::{Exemplar, Label, Labels, MetricMetadata, WriteRequest, time};
@@ -67,8 +67,8 @@ pub const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
 /// before decompressing), [`Error::BadProtobuf`], [`Error::InvalidSeries`] (the first
 /// bad series; the whole request is refused, as Prometheus does for malformed labels).
 pub fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
-    let decompressed = decompress(body, limits)?;
-    let view = decode_view(&decompressed, limits)?;
+    let mut scratch = Scratch::default();
+    let view = decode_body(body, limits, &mut scratch)?;
     Ok(Decoded {
         request: view.to_write_request(),
         native_histograms_dropped: view.native_histograms_dropped,
@@ -80,6 +80,13 @@ pub fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 /// Decompresses a snappy raw block, refusing before allocation when the header claims
 /// more than `limits.max_decompressed_bytes`.
 pub fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
+    let mut decompressed = Vec::new();
+    decompress_into(body, limits, &mut decompressed)?;
+    Ok(decompressed)
+}
+
+/// [`decompress`] into `output` (replacing its contents), reusing its allocation.
+pub fn decompress_into(body: &[u8], limits: &DecodeLimits, output: &mut Vec<u8>) -> Result<()> {
     let claimed = snap::raw::decompress_len(body).map_err(|e| match e {
         snap::Error::TooBig { given, .. } => Error::TooLarge {
             decompressed: usize::try_from(given).unwrap_or(usize::MAX),
@@ -93,9 +100,13 @@ pub fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
             limit: limits.max_decompressed_bytes,
         });
     }
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| Error::BadSnappy(e.to_string()))
+    output.clear();
+    output.resize(claimed, 0);
+    let written = snap::raw::Decoder::new()
+        .decompress(body, output)
+        .map_err(|e| Error::BadSnappy(e.to_string()))?;
+    output.truncate(written);
+    Ok(())
 }
 
 /// An exemplar in the model, or why it must be dropped: a label that is not UTF-8, or

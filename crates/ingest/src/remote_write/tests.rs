@@ -433,3 +433,78 @@ proptest! {
         let _ = decode(&body, &DecodeLimits::default());
     }
 }
+
+/// What prost makes of a body: per series, its labels (empty values dropped, sorted)
+/// and samples (ms, value bits). The oracle for the hand-written decoder.
+type SeriesReading = (Vec<(Vec<u8>, Vec<u8>)>, Vec<(i64, u64)>);
+
+fn prost_reading(body: &[u8]) -> Option<Vec<SeriesReading>> {
+    let protobuf = snap::raw::Decoder::new().decompress_vec(body).ok()?;
+    let request = <proto::WriteRequest as prost::Message>::decode(protobuf.as_slice()).ok()?;
+    Some(
+        request
+            .timeseries
+            .into_iter()
+            .map(|series| {
+                let mut labels: Vec<(Vec<u8>, Vec<u8>)> = series
+                    .labels
+                    .into_iter()
+                    .filter(|l| !l.value.is_empty())
+                    .map(|l| (l.name, l.value))
+                    .collect();
+                labels.sort();
+                let samples = series
+                    .samples
+                    .iter()
+                    .map(|s| (time::from_millis(s.timestamp), s.value.to_bits()))
+                    .collect();
+                (labels, samples)
+            })
+            .collect(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the hand-written decoder accepts, prost reads the same way, and every
+    /// label it hands on is UTF-8 (its label views skip that check, relying on it).
+    #[test]
+    fn accepted_bodies_read_as_prost_reads_them(
+        timeseries in proptest::collection::vec(arb_series(), 1..4),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let request = proto::WriteRequest { timeseries, metadata: vec![] };
+        let mut protobuf = prost::Message::encode_to_vec(&request);
+        for (index, byte) in flips {
+            let i = index.index(protobuf.len());
+            protobuf[i] ^= byte;
+        }
+        let body = snap::raw::Encoder::new().compress_vec(&protobuf).unwrap();
+        let Ok(decoded) = decode(&body, &DecodeLimits::default()) else {
+            return Ok(());
+        };
+        let oracle = prost_reading(&body);
+        prop_assert!(oracle.is_some(), "prost refuses a body we accepted");
+        let oracle = oracle.unwrap();
+        prop_assert_eq!(decoded.request.series.len(), oracle.len());
+        for (got, (labels, samples)) in decoded.request.series.iter().zip(oracle) {
+            let got_labels: Vec<(Vec<u8>, Vec<u8>)> = got
+                .labels
+                .iter()
+                .map(|l| (l.name.as_bytes().to_vec(), l.value.as_bytes().to_vec()))
+                .collect();
+            prop_assert_eq!(got_labels, labels);
+            for label in got.labels.iter() {
+                prop_assert!(std::str::from_utf8(label.name.as_bytes()).is_ok());
+                prop_assert!(std::str::from_utf8(label.value.as_bytes()).is_ok());
+            }
+            let got_samples: Vec<(i64, u64)> = got
+                .samples
+                .iter()
+                .map(|s| (s.timestamp, s.value.to_bits()))
+                .collect();
+            prop_assert_eq!(got_samples, samples);
+        }
+    }
+}

@@ -78,6 +78,36 @@ impl<'a> WireReader<'a> {
         Ok(Some((field, value)))
     }
 
+    /// The next field if its key is the one byte `key` (a length-delimited field
+    /// number below 16) and its bytes are all there; otherwise `None` and the reader
+    /// unchanged, for [`WireReader::next_field`] to read or refuse the field.
+    #[inline]
+    pub(super) fn next_bytes_field(&mut self, key: u8) -> Option<&'a [u8]> {
+        let (&first, after_key) = self.rest.split_first()?;
+        if first != key {
+            return None;
+        }
+        let mut length_reader = WireReader::new(after_key);
+        let length = usize::try_from(length_reader.varint().ok()?).ok()?;
+        let (bytes, rest) = length_reader.rest.split_at_checked(length)?;
+        self.rest = rest;
+        Some(bytes)
+    }
+
+    /// [`WireReader::next_bytes_field`] for the common case of a one-byte length.
+    #[inline]
+    pub(super) fn next_short_bytes_field(&mut self, key: u8) -> Option<&'a [u8]> {
+        let [first, length, rest @ ..] = self.rest else {
+            return None;
+        };
+        if *first != key || *length >= 0x80 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(usize::from(*length))?;
+        self.rest = rest;
+        Some(bytes)
+    }
+
     /// The message's remaining bytes as exactly one varint, or `None`.
     #[inline]
     pub(super) fn varint_to_end(&mut self) -> Option<u64> {
@@ -170,6 +200,30 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn bytes_field_fast_paths_read_only_their_field() {
+        // field 1 bytes "ab", then field 2 bytes of 200 zeros (two-byte length).
+        let mut bytes = vec![0x0a, 2, b'a', b'b', 0x12, 0xc8, 0x01];
+        bytes.extend_from_slice(&[0; 200]);
+        let mut reader = WireReader::new(&bytes);
+        assert_eq!(reader.next_short_bytes_field(0x12), None);
+        assert_eq!(reader.next_short_bytes_field(0x0a), Some(&b"ab"[..]));
+        assert_eq!(
+            reader.next_short_bytes_field(0x12),
+            None,
+            "length of two bytes"
+        );
+        assert_eq!(reader.next_bytes_field(0x12).map(<[u8]>::len), Some(200));
+        assert_eq!(reader.next_bytes_field(0x12), None);
+        assert_eq!(reader.next_field(), Ok(None));
+        // A length past the end leaves the reader for next_field to refuse.
+        let cut = [0x0a, 5, b'a'];
+        let mut reader = WireReader::new(&cut);
+        assert_eq!(reader.next_short_bytes_field(0x0a), None);
+        assert_eq!(reader.next_bytes_field(0x0a), None);
+        assert!(reader.next_field().is_err());
     }
 
     proptest! {
