@@ -258,18 +258,7 @@ pub fn decode_body<'a>(
         exemplars,
         spans,
     } = scratch;
-    let extras = decode_into(protobuf, limits, labels, samples, exemplars, spans)?;
-    Ok(RequestView {
-        text: protobuf,
-        labels,
-        samples,
-        exemplars,
-        spans,
-        metadata: extras.metadata,
-        native_histograms_dropped: extras.native_histograms_dropped,
-        exemplars_dropped: extras.exemplars_dropped,
-        exemplar_drop_reason: extras.exemplar_drop_reason,
-    })
+    build_view(protobuf, limits, labels, samples, exemplars, spans)
 }
 
 /// Decodes an already-decompressed `WriteRequest` into `scratch` (whose protobuf
@@ -288,9 +277,20 @@ pub fn decode_view<'a>(
         spans,
         ..
     } = scratch;
-    let extras = decode_into(protobuf, limits, labels, samples, exemplars, spans)?;
+    build_view(protobuf, limits, labels, samples, exemplars, spans)
+}
+
+fn build_view<'a>(
+    text: &'a [u8],
+    limits: &DecodeLimits,
+    labels: &'a mut Vec<LabelPosition>,
+    samples: &'a mut Vec<Sample>,
+    exemplars: &'a mut Vec<Exemplar>,
+    spans: &'a mut Vec<SeriesSpan>,
+) -> Result<RequestView<'a>> {
+    let extras = decode_into(text, limits, labels, samples, exemplars, spans)?;
     Ok(RequestView {
-        text: protobuf,
+        text,
         labels,
         samples,
         exemplars,
