@@ -15,7 +15,7 @@ use sightline_model::{
 use sightline_wal::{SegmentId, Wal};
 
 use crate::block::{BLOCK_EXTENSION, Block, GroupCache, TMP_EXTENSION};
-use crate::head::{Head, HeadMemory, SampleOutcome};
+use crate::head::{AppendGuard, Head, HeadMemory, MemSeries, SampleOutcome};
 use crate::head_chunks::HeadChunkFiles;
 
 /// Subdirectory of the store holding the head chunk files (scratch, see `head_chunks`).
@@ -358,85 +358,83 @@ impl Db {
             let has_data = !ts.samples.is_empty() || !ts.exemplars.is_empty();
             ts.labels.label_count() > 0 && has_data
         };
-        let mut guard = self.head.append_guard();
         let label_sets: Vec<Option<&L>> = request_series
             .iter()
             .map(|ts| wanted(ts).then_some(&ts.labels))
             .collect();
-        let mut resolved = guard.lookup_many(&label_sets);
-        drop(label_sets);
-        let missing = request_series
-            .iter()
-            .zip(&resolved)
-            .any(|(ts, series)| series.is_none() && wanted(ts));
-        if missing {
-            drop(guard);
-            let mut create = self.head.create_guard();
-            for (ts, slot) in request_series.iter().zip(resolved.iter_mut()) {
-                if slot.is_some() || !wanted(ts) {
-                    continue;
+        // Everything done with one series of the request once it is found.
+        let mut append_to =
+            |ts: &SeriesRef<'_, L>, series: &Arc<MemSeries>, guard: &AppendGuard<'_>| {
+                if !series.logged.load(std::sync::atomic::Ordering::Acquire) {
+                    new_series.push((u64::from(series.id), ts.labels.to_labels()));
+                    unlogged.push(Arc::clone(series));
                 }
-                match create.get_or_create(&ts.labels, self.options.max_series) {
-                    Some((series, created)) => {
-                        if created {
-                            report.series_created += 1;
+                for sample in ts.samples {
+                    let t = to_millis(sample.timestamp);
+                    let outcome = if t > future_limit {
+                        SampleOutcome::Rejected(RejectReason::TooFarInFuture)
+                    } else {
+                        guard.append(series, t, sample.value, window)
+                    };
+                    match outcome {
+                        SampleOutcome::Appended => {
+                            report.samples_accepted += 1;
+                            samples.push(RefSample {
+                                series: u64::from(series.id),
+                                t,
+                                v: sample.value,
+                            });
                         }
-                        *slot = Some(series);
+                        SampleOutcome::Duplicate => {
+                            report.samples_accepted += 1;
+                            repeated = true;
+                        }
+                        SampleOutcome::Rejected(reason) => {
+                            tally.add(reason, 1, || example(&ts.labels, t));
+                        }
                     }
-                    None => {
-                        let t = ts.samples.first().map_or(0, |s| to_millis(s.timestamp));
-                        tally.add(RejectReason::SeriesLimit, ts.samples.len() as u64, || {
-                            example(&ts.labels, t)
+                }
+                for exemplar in ts.exemplars {
+                    let t = to_millis(exemplar.timestamp);
+                    if t <= future_limit && guard.accept_exemplar(series, t) {
+                        report.exemplars_accepted += 1;
+                        exemplars.push(RefExemplar {
+                            series: u64::from(series.id),
+                            t,
+                            v: exemplar.value,
+                            labels: exemplar.labels.clone(),
                         });
                     }
+                }
+            };
+        let mut guard = self.head.append_guard();
+        let missing = guard.resolve_each(&label_sets, |index, series| {
+            append_to(&request_series[index], series, &guard);
+        });
+        if !missing.is_empty() {
+            drop(guard);
+            let mut create = self.head.create_guard();
+            let mut created = Vec::with_capacity(missing.len());
+            let mut over_limit = Vec::new();
+            for index in missing {
+                match create.get_or_create(&request_series[index].labels, self.options.max_series) {
+                    Some((series, is_new)) => {
+                        created.push((index, series, is_new));
+                    }
+                    None => over_limit.push(index),
                 }
             }
             guard = create.downgrade();
-        }
-        for (ts, series) in request_series.iter().zip(&resolved) {
-            let Some(series) = series else {
-                continue;
-            };
-            if !series.logged.load(std::sync::atomic::Ordering::Acquire) {
-                new_series.push((u64::from(series.id), ts.labels.to_labels()));
-                unlogged.push(Arc::clone(series));
+            for (index, series, _) in &created {
+                append_to(&request_series[*index], series, &guard);
             }
-            for sample in ts.samples {
-                let t = to_millis(sample.timestamp);
-                let outcome = if t > future_limit {
-                    SampleOutcome::Rejected(RejectReason::TooFarInFuture)
-                } else {
-                    guard.append(series, t, sample.value, window)
-                };
-                match outcome {
-                    SampleOutcome::Appended => {
-                        report.samples_accepted += 1;
-                        samples.push(RefSample {
-                            series: u64::from(series.id),
-                            t,
-                            v: sample.value,
-                        });
-                    }
-                    SampleOutcome::Duplicate => {
-                        report.samples_accepted += 1;
-                        repeated = true;
-                    }
-                    SampleOutcome::Rejected(reason) => {
-                        tally.add(reason, 1, || example(&ts.labels, t));
-                    }
-                }
-            }
-            for exemplar in ts.exemplars {
-                let t = to_millis(exemplar.timestamp);
-                if t <= future_limit && guard.accept_exemplar(series, t) {
-                    report.exemplars_accepted += 1;
-                    exemplars.push(RefExemplar {
-                        series: u64::from(series.id),
-                        t,
-                        v: exemplar.value,
-                        labels: exemplar.labels.clone(),
-                    });
-                }
+            report.series_created += created.iter().filter(|(_, _, is_new)| *is_new).count() as u64;
+            for index in over_limit {
+                let ts = &request_series[index];
+                let t = ts.samples.first().map_or(0, |s| to_millis(s.timestamp));
+                tally.add(RejectReason::SeriesLimit, ts.samples.len() as u64, || {
+                    example(&ts.labels, t)
+                });
             }
         }
         drop(guard);

@@ -245,7 +245,7 @@ pub(crate) struct AppendGuard<'a> {
     /// Figures of this batch, added to the head's shared atomics once when the guard
     /// drops: per-sample atomic read-modify-writes on shared cache lines cost more than
     /// the XOR encoding when several requests append at once.
-    pending: PendingAppends,
+    pending: std::cell::Cell<PendingAppends>,
 }
 
 /// What a batch appended, not yet in the head's counters.
@@ -279,7 +279,7 @@ impl PendingAppends {
 
 impl Drop for AppendGuard<'_> {
     fn drop(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
+        let pending = self.pending.take();
         if pending.samples > 0 || pending.chunks > 0 {
             self.head.note_appends(&pending);
         }
@@ -287,69 +287,82 @@ impl Drop for AppendGuard<'_> {
 }
 
 impl AppendGuard<'_> {
-    /// The existing series of each label set (`None` for a label set the head does
-    /// not have, and for a `None` entry), in order.
+    /// Calls `found` with the head's series for each label set, in order, and returns
+    /// the indexes of the label sets the head does not have (`None` entries are
+    /// skipped).
     ///
-    /// One request's series are looked up together so that memory is asked for ahead
-    /// of need: each step of a lookup (the table slot, the series, its label ids and
-    /// open chunk) is a cache miss once the head outgrows the cache, and one step for
-    /// every series is started before the next step reads any. The misses then overlap
-    /// instead of following one another (this halved the cost of lookups at 75,000
-    /// series).
-    pub(crate) fn lookup_many<L: LabelSet>(
+    /// Each step of a lookup (the table slot, the series struct, its label ids, its
+    /// open chunk) is a cache miss once the head outgrows the cache. So the loop runs
+    /// a few series ahead of itself: while series `i` is compared and handed to
+    /// `found` (which appends to it), the contents of `i + AHEAD`, the struct of
+    /// `i + 2·AHEAD` and the slot of `i + 3·AHEAD` are already on their way. The
+    /// misses overlap instead of following one another, and what `found` touches is
+    /// in cache when it runs.
+    pub(crate) fn resolve_each<L: LabelSet>(
         &self,
         label_sets: &[Option<&L>],
-    ) -> Vec<Option<Arc<MemSeries>>> {
+        mut found: impl FnMut(usize, &Arc<MemSeries>),
+    ) -> Vec<usize> {
+        /// Series between two steps: enough to cover a miss behind the work of a few
+        /// series, few enough that nothing fetched is evicted before it is used.
+        const AHEAD: usize = 4;
         let inner = &*self.inner;
         let fingerprints: Vec<u64> = label_sets
             .iter()
-            .map(|labels| {
-                let Some(labels) = labels else { return 0 };
-                let fingerprint = labels.fingerprint();
-                inner.by_fingerprint.prefetch(fingerprint);
-                fingerprint
-            })
+            .map(|labels| labels.map_or(0, LabelSet::fingerprint))
             .collect();
-        let candidates: Vec<Option<&Arc<MemSeries>>> = label_sets
-            .iter()
-            .zip(&fingerprints)
-            .map(|(labels, &fingerprint)| {
-                (*labels)?;
-                let candidate = inner.by_fingerprint.get(fingerprint)?;
+        let mut candidates: Vec<Option<&Arc<MemSeries>>> = vec![None; label_sets.len()];
+        let mut missing = Vec::new();
+        let count = label_sets.len();
+        for lead in 0..count + 3 * AHEAD {
+            if lead < count && label_sets[lead].is_some() {
+                inner.by_fingerprint.prefetch(fingerprints[lead]);
+            }
+            if let Some(index) = lead.checked_sub(AHEAD).filter(|&i| i < count)
+                && label_sets[index].is_some()
+                && let Some(candidate) = inner.by_fingerprint.get(fingerprints[index])
+            {
                 candidate.prefetch_struct();
-                Some(candidate)
-            })
-            .collect();
-        for candidate in candidates.iter().flatten() {
-            candidate.prefetch_contents();
+                candidates[index] = Some(candidate);
+            }
+            if let Some(index) = lead.checked_sub(2 * AHEAD).filter(|&i| i < count)
+                && let Some(candidate) = candidates[index]
+            {
+                candidate.prefetch_contents();
+            }
+            let Some(index) = lead.checked_sub(3 * AHEAD).filter(|&i| i < count) else {
+                continue;
+            };
+            let Some(labels) = label_sets[index] else {
+                continue;
+            };
+            let series = match candidates[index] {
+                Some(series) if inner.labels_equal(series, labels) => Some(series),
+                // Another label set with the same fingerprint: the slow path.
+                Some(_) => inner.lookup(labels, fingerprints[index]),
+                None => None,
+            };
+            match series {
+                Some(series) => found(index, series),
+                None => missing.push(index),
+            }
         }
-        label_sets
-            .iter()
-            .zip(fingerprints)
-            .zip(candidates)
-            .map(|((labels, fingerprint), candidate)| {
-                let labels = (*labels)?;
-                match candidate {
-                    Some(series) if inner.labels_equal(series, labels) => Some(Arc::clone(series)),
-                    // No series, or another label set with the same fingerprint.
-                    Some(_) => inner.lookup(labels, fingerprint).map(Arc::clone),
-                    None => None,
-                }
-            })
-            .collect()
+        missing
     }
 
     /// Validates and stores one sample (ms).
     pub(crate) fn append(
-        &mut self,
+        &self,
         series: &MemSeries,
         t: i64,
         v: f64,
         ooo_window: i64,
     ) -> SampleOutcome {
-        let min_valid =
-            self.head
-                .appendable_min(self.inner.min_valid, ooo_window, self.pending.max_time);
+        let min_valid = self.head.appendable_min(
+            self.inner.min_valid,
+            ooo_window,
+            self.pending.get().max_time,
+        );
         let mut data = series.data.lock();
         let chunks_before = data.num_chunks();
         let outcome = data.append(
@@ -363,7 +376,9 @@ impl AppendGuard<'_> {
         let new_chunks = data.num_chunks().saturating_sub(chunks_before);
         drop(data);
         if outcome == SampleOutcome::Appended {
-            self.pending.note(t, new_chunks);
+            let mut pending = self.pending.get();
+            pending.note(t, new_chunks);
+            self.pending.set(pending);
         }
         outcome
     }
@@ -410,7 +425,7 @@ impl<'a> CreateGuard<'a> {
         AppendGuard {
             head: self.head,
             inner: RwLockWriteGuard::downgrade(self.inner),
-            pending: PendingAppends::default(),
+            pending: std::cell::Cell::default(),
         }
     }
 }
@@ -474,7 +489,7 @@ impl Head {
         AppendGuard {
             head: self,
             inner: self.inner.read(),
-            pending: PendingAppends::default(),
+            pending: std::cell::Cell::default(),
         }
     }
 
@@ -721,7 +736,9 @@ impl Head {
         let new_chunks = data.num_chunks().saturating_sub(chunks_before);
         drop(data);
         if outcome == SampleOutcome::Appended {
-            guard.pending.note(t, new_chunks);
+            let mut pending = guard.pending.get();
+            pending.note(t, new_chunks);
+            guard.pending.set(pending);
         }
         outcome != SampleOutcome::Rejected(RejectReason::TooOld)
     }
