@@ -33,12 +33,17 @@ pub trait LabelSet {
     }
 }
 
-/// xxh3 over names and values, each followed by a 0xff separator (a byte that never
-/// occurs in UTF-8), so ("a","bc") and ("ab","c") differ. Stable: safe to persist.
+/// A label set's fingerprint: xxh3 over its labels in protobuf form, the bytes a
+/// protobuf encoder writes for them as the repeated field 1 of a remote_write
+/// `TimeSeries` (see [`encode_label`]). Length-prefixed, so ("a","bc") and ("ab","c")
+/// differ. Stable: safe to persist.
 ///
-/// The text is gathered into a per-thread buffer and hashed in one call: xxh3's
-/// streaming API costs several times more on a dozen short updates.
-pub(crate) fn fingerprint_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+/// The protobuf form lets remote_write ingest hash a series' labels where they lie
+/// in the request ([`fingerprint_of_encoded`]), without gathering them: senders encode
+/// exactly this when the labels are sorted and none is empty, as Prometheus' are.
+/// Otherwise the text is gathered into a per-thread buffer and hashed in one call:
+/// xxh3's streaming API costs several times more on a dozen short updates.
+pub fn fingerprint_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -53,18 +58,50 @@ pub(crate) fn fingerprint_of<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>
         };
         buffer.clear();
         for (name, value) in pairs {
-            buffer.extend_from_slice(name.as_bytes());
-            buffer.push(0xff);
-            buffer.extend_from_slice(value.as_bytes());
-            buffer.push(0xff);
+            encode_label(buffer, name.as_bytes(), value.as_bytes());
         }
-        let fingerprint = xxhash_rust::xxh3::xxh3_64(buffer);
+        let fingerprint = fingerprint_of_encoded(buffer);
         // Keep the buffer small after an unusually large label set.
         if buffer.capacity() > 64 * 1024 {
             *buffer = Vec::new();
         }
         fingerprint
     })
+}
+
+/// The fingerprint of labels already in the protobuf form of [`fingerprint_of`].
+#[inline]
+pub fn fingerprint_of_encoded(encoded: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(encoded)
+}
+
+/// Appends one label in protobuf form: field 1 (a `Label` message) holding field 1
+/// (the name) and field 2 (the value), lengths as varints. An empty value is
+/// written too (protobuf encoders leave it out, but a label set has none).
+pub fn encode_label(buffer: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let message_len =
+        1 + varint_len(name.len()) + name.len() + 1 + varint_len(value.len()) + value.len();
+    buffer.push(0x0a);
+    push_varint(buffer, message_len);
+    buffer.push(0x0a);
+    push_varint(buffer, name.len());
+    buffer.extend_from_slice(name);
+    buffer.push(0x12);
+    push_varint(buffer, value.len());
+    buffer.extend_from_slice(value);
+}
+
+fn varint_len(value: usize) -> usize {
+    let bits = usize::BITS - (value | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+fn push_varint(buffer: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        buffer.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buffer.push(value as u8);
 }
 
 impl LabelSet for Labels {
@@ -153,6 +190,32 @@ pub struct SeriesRef<'a, L> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_encode_as_protobuf_does() {
+        for (name, value) in [("a", "b"), ("__name__", ""), ("n", &*"v".repeat(200))] {
+            let mut ours = Vec::new();
+            encode_label(&mut ours, name.as_bytes(), value.as_bytes());
+            // By hand, as prost would write `repeated Label labels = 1` with both
+            // fields present.
+            let mut message = vec![0x0a, name.len() as u8];
+            message.extend_from_slice(name.as_bytes());
+            message.push(0x12);
+            push_varint(&mut message, value.len());
+            message.extend_from_slice(value.as_bytes());
+            let mut want = vec![0x0a];
+            push_varint(&mut want, message.len());
+            want.extend_from_slice(&message);
+            assert_eq!(ours, want, "{name}={value}");
+        }
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(16_383), 2);
+        assert_eq!(varint_len(16_384), 3);
+        let split = |a: &'static str, b: &'static str| fingerprint_of([(a, b)].into_iter());
+        assert_ne!(split("a", "bc"), split("ab", "c"));
+    }
 
     #[test]
     fn borrowed_and_owned_fingerprints_agree() {

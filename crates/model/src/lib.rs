@@ -14,7 +14,9 @@ mod labels;
 mod tenant;
 pub mod time;
 
-pub use borrowed::{LabelRef, LabelSet, LabelsRef, SeriesRef};
+pub use borrowed::{
+    LabelRef, LabelSet, LabelsRef, SeriesRef, encode_label, fingerprint_of, fingerprint_of_encoded,
+};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME_LABEL};
 pub use tenant::TenantId;
 pub use time::Timestamp;

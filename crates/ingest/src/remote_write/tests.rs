@@ -467,6 +467,32 @@ fn prost_reading(body: &[u8]) -> Option<Vec<SeriesReading>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
+    /// A series' fingerprint, hashed where its labels lie in the body when they are in
+    /// the usual form, is the one its owned labels compute.
+    #[test]
+    fn fingerprints_from_the_body_match_owned_labels(
+        timeseries in proptest::collection::vec(arb_series(), 1..5),
+        empty_value in any::<bool>(),
+        sorted in any::<bool>(),
+    ) {
+        let mut timeseries = timeseries;
+        for series in &mut timeseries {
+            if sorted {
+                series.labels.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            if empty_value {
+                series.labels.push(proto::Label::new("zz_empty", ""));
+            }
+        }
+        let body = encode_request(&proto::WriteRequest { timeseries, metadata: vec![] });
+        let mut scratch = Scratch::default();
+        let view = decode_body(&body, &DecodeLimits::default(), &mut scratch).unwrap();
+        for series in view.series() {
+            use sightline_model::LabelSet;
+            prop_assert_eq!(series.labels.fingerprint(), series.labels.to_labels().fingerprint());
+        }
+    }
+
     /// Whatever the hand-written decoder accepts, prost reads the same way, and every
     /// label it hands on is UTF-8 (its label views skip that check, relying on it).
     #[test]

@@ -107,14 +107,29 @@ struct LabelPosition {
 }
 
 impl LabelPosition {
+    #[inline]
     fn name<'a>(&self, text: &'a [u8]) -> &'a [u8] {
         let start = self.name_start as usize;
         &text[start..start + self.name_len as usize]
     }
 
+    #[inline]
     fn value<'a>(&self, text: &'a [u8]) -> &'a [u8] {
         let start = self.value_start as usize;
         &text[start..start + self.value_len as usize]
+    }
+
+    /// Name and value as text. Only for a position `validate_labels` checked, in the
+    /// text it checked it in: both are then UTF-8.
+    #[inline]
+    fn checked_text<'a>(&self, text: &'a [u8]) -> (&'a str, &'a str) {
+        // SAFETY: as the doc says; every caller holds a checked position and its text.
+        unsafe {
+            (
+                std::str::from_utf8_unchecked(self.name(text)),
+                std::str::from_utf8_unchecked(self.value(text)),
+            )
+        }
     }
 }
 
@@ -122,6 +137,8 @@ impl LabelPosition {
 /// (each starts where the previous series' ends).
 #[derive(Debug, Clone, Copy)]
 struct SeriesSpan {
+    /// The labels' fingerprint, computed while they are in cache.
+    fingerprint: u64,
     labels_end: u32,
     samples_end: u32,
     exemplars_end: u32,
@@ -135,6 +152,7 @@ struct SeriesSpan {
 pub struct BufferLabels<'a> {
     text: &'a [u8],
     labels: &'a [LabelPosition],
+    fingerprint: u64,
 }
 
 impl LabelSet for BufferLabels<'_> {
@@ -142,17 +160,16 @@ impl LabelSet for BufferLabels<'_> {
         self.labels.len()
     }
 
+    #[inline]
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.labels.iter().map(|label| {
-            // SAFETY: see the type's docs: every position was checked to be UTF-8 in
-            // this same, immutably borrowed text.
-            unsafe {
-                (
-                    std::str::from_utf8_unchecked(label.name(self.text)),
-                    std::str::from_utf8_unchecked(label.value(self.text)),
-                )
-            }
-        })
+        // See the type's docs: every position was checked in this same text.
+        self.labels
+            .iter()
+            .map(|label| label.checked_text(self.text))
+    }
+
+    fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 }
 
@@ -192,6 +209,7 @@ impl<'a> RequestView<'a> {
                     labels: BufferLabels {
                         text: self.text,
                         labels: &self.labels[labels_start..labels_end],
+                        fingerprint: span.fingerprint,
                     },
                     samples: &self.samples[samples_start..samples_end],
                     exemplars: &self.exemplars[exemplars_start..exemplars_end],
@@ -372,10 +390,30 @@ impl<'a> Decoder<'a, '_> {
         raw_labels.clear();
         let mut exemplar_messages: Vec<&'a [u8]> = Vec::new();
         let mut reader = WireReader::new(series);
+        // Where the labels lie in the body, while they are in the protobuf form of
+        // `fingerprint_of` (one after another, each in the usual short layout).
+        let mut encoded_labels = Some(0..0);
         loop {
             // Labels and samples in their usual shape skip the general field loop.
+            let field_start = self.offset(reader.rest().as_ptr());
             if let Some(label) = reader.next_short_bytes_field(0x0a) {
-                raw_labels.push(decode_label(label)?);
+                let field_end = self.offset(reader.rest().as_ptr());
+                match decode_label_canonical(label) {
+                    Some(raw) => {
+                        raw_labels.push(raw);
+                        encoded_labels = encoded_labels.and_then(|region| {
+                            if region.is_empty() {
+                                Some(field_start..field_end)
+                            } else {
+                                (region.end == field_start).then_some(region.start..field_end)
+                            }
+                        });
+                    }
+                    None => {
+                        raw_labels.push(decode_label(label)?);
+                        encoded_labels = None;
+                    }
+                }
                 continue;
             }
             if let Some(sample) = reader.next_short_bytes_field(0x12) {
@@ -387,7 +425,10 @@ impl<'a> Decoder<'a, '_> {
                 break;
             };
             match (field, value) {
-                (1, WireValue::Bytes(label)) => raw_labels.push(decode_label(label)?),
+                (1, WireValue::Bytes(label)) => {
+                    raw_labels.push(decode_label(label)?);
+                    encoded_labels = None;
+                }
                 (2, WireValue::Bytes(sample)) => self.samples.push(decode_sample(sample)?),
                 (3, WireValue::Bytes(exemplar)) => exemplar_messages.push(exemplar),
                 (4, WireValue::Bytes(_)) => self.extras.native_histograms_dropped += 1,
@@ -396,7 +437,18 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         let labels_start = self.labels.len();
-        self.validate_labels(index, raw_labels)?;
+        let kept_as_sent = self.validate_labels(index, raw_labels)?;
+        let fingerprint = match encoded_labels {
+            Some(region) if kept_as_sent && !region.is_empty() => {
+                sightline_model::fingerprint_of_encoded(&self.text[region])
+            }
+            _ => {
+                // `validate_labels` just checked these positions in this text.
+                let text = self.text;
+                let labels = &self.labels[labels_start..];
+                sightline_model::fingerprint_of(labels.iter().map(|label| label.checked_text(text)))
+            }
+        };
         for (exemplar_index, message) in exemplar_messages.into_iter().enumerate() {
             let exemplar =
                 proto::Exemplar::decode(message).map_err(|e| Error::BadProtobuf(e.to_string()))?;
@@ -416,6 +468,7 @@ impl<'a> Decoder<'a, '_> {
         // The lengths fit u32: each entry took at least one byte of the body, whose
         // length `decode_into` checked.
         self.spans.push(SeriesSpan {
+            fingerprint,
             labels_end: self.labels.len() as u32,
             samples_end: self.samples.len() as u32,
             exemplars_end: self.exemplars.len() as u32,
@@ -424,8 +477,9 @@ impl<'a> Decoder<'a, '_> {
     }
 
     /// Checks one series' labels as Prometheus' write path does and appends the kept
-    /// ones (non-empty values), sorted by name, to `self.labels`.
-    fn validate_labels(&mut self, index: usize, raw_labels: &[RawLabel<'a>]) -> Result<()> {
+    /// ones (non-empty values), sorted by name, to `self.labels`. True when they are
+    /// all kept in the order they came.
+    fn validate_labels(&mut self, index: usize, raw_labels: &[RawLabel<'a>]) -> Result<bool> {
         let invalid = |description: String, what: String| Error::InvalidSeries {
             index,
             reason: format!("({description}): {what}"),
@@ -482,11 +536,13 @@ impl<'a> Decoder<'a, '_> {
         let text = self.text;
         let labels = &mut self.labels[start..];
         // Senders sort already (Prometheus requires it); checking is cheaper than sorting.
+        let mut kept_as_sent = labels.len() == raw_labels.len();
         if !labels
             .windows(2)
             .all(|pair| pair[0].name(text) <= pair[1].name(text))
         {
             labels.sort_by(|a, b| a.name(text).cmp(b.name(text)));
+            kept_as_sent = false;
         }
         if let Some(pair) = labels
             .windows(2)
@@ -500,7 +556,7 @@ impl<'a> Decoder<'a, '_> {
             self.labels.truncate(start);
             return Err(invalid(described, what));
         }
-        Ok(())
+        Ok(kept_as_sent)
     }
 
     /// Where `pointer`, which points into `self.text`, is in it.

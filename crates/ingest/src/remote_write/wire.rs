@@ -108,6 +108,11 @@ impl<'a> WireReader<'a> {
         Some(bytes)
     }
 
+    /// What is left to read.
+    pub(super) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// The message's remaining bytes as exactly one varint, or `None`.
     #[inline]
     pub(super) fn varint_to_end(&mut self) -> Option<u64> {
