@@ -68,6 +68,33 @@ impl MemSeries {
     }
 }
 
+/// `a == b` for label text, which is mostly shorter than 16 bytes: compared in
+/// registers instead of through a `memcmp` call (that call was 7% of the ingest CPU,
+/// two per label of every series written).
+#[inline]
+fn short_text_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    // Two overlapping words cover 8..=16 bytes; two overlapping halves 4..=7.
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    let half = |s: &[u8], at: usize| {
+        s.get(at..at + 4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    match len {
+        0..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
+        _ => a == b,
+    }
+}
+
 #[derive(Debug, Default)]
 struct HeadInner {
     symbols: SymbolTable,
@@ -90,8 +117,8 @@ impl HeadInner {
             match (ours.next(), theirs.next()) {
                 (None, None) => return true,
                 (Some((name_id, value_id)), Some((name, value))) => {
-                    if **self.symbols.resolve(name_id) != *name
-                        || **self.symbols.resolve(value_id) != *value
+                    if !short_text_equal(self.symbols.resolve(name_id), name)
+                        || !short_text_equal(self.symbols.resolve(value_id), value)
                     {
                         return false;
                     }
@@ -770,6 +797,35 @@ mod size_tests {
     /// malloc's 8-byte header rounded to 16) with its `SeriesData` and open chunk
     /// inline: growing them costs memory in every series, so the sizes are pinned.
     /// At 120 bytes a series takes a 144-byte malloc chunk; at 128 it took 160.
+    #[test]
+    fn short_text_equal_agrees_with_eq() {
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefg",
+            "abcdefh",
+            "bbcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "xbcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+            "ä",
+            "äb",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(super::short_text_equal(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
     #[test]
     fn per_series_structs_keep_their_size() {
         assert_eq!(std::mem::size_of::<crate::chunk::XorChunk>(), 64);
