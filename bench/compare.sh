@@ -22,6 +22,9 @@ CONCURRENCY=${CONCURRENCY:-8}
 BATCH_SIZE=${BATCH_SIZE:-2000}
 SEED=${SEED:-1}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+# 1: the generator encodes every request before the clock starts (--pregenerate), so
+# during the load it only sends and takes almost no CPU from the system under test.
+PREGENERATE=${PREGENERATE:-1}
 # Which systems, in order.
 SYSTEMS=${SYSTEMS:-"sightline prometheus victoriametrics"}
 # Binaries.
@@ -86,6 +89,7 @@ LOADGEN_ARGS=(--targets "$TARGETS" --series-per-target "$SERIES_PER_TARGET" --ro
     --interval "${INTERVAL_SECONDS}s" --churn "$CHURN" --concurrency "$CONCURRENCY"
     --batch-size "$BATCH_SIZE" --seed "$SEED" --start "$START_SECONDS" --threads "$LOADGEN_THREADS"
     --progress 15s)
+[ "$PREGENERATE" != 1 ] || LOADGEN_ARGS+=(--pregenerate)
 
 # Query helper: one figure from an instant PromQL query at the end of the data
 # (by default the first result's value), or "n/a" when the query is not supported.
@@ -272,7 +276,7 @@ TOTAL_SECONDS=$(( $(date +%s) - SCRIPT_STARTED ))
 QUERY_SECTION=$(sed -n '/^<!-- query-bench:start/,/^<!-- query-bench:end -->/p' "$RESULTS" 2>/dev/null || true)
 python3 "$BENCH_DIR/report.py" --results "$OUT" --systems "$SYSTEMS" --total-seconds "$TOTAL_SECONDS" --build-seconds "$BUILD_SECONDS" \
     --expected-up-samples "$(( TARGETS * ROUNDS ))" --command "${COMPARE_COMMAND:-bench/compare.sh}" \
-    --env "TARGETS=$TARGETS SERIES_PER_TARGET=$SERIES_PER_TARGET ROUNDS=$ROUNDS INTERVAL_SECONDS=$INTERVAL_SECONDS CHURN=$CHURN CONCURRENCY=$CONCURRENCY BATCH_SIZE=$BATCH_SIZE SEED=$SEED LOADGEN_THREADS=$LOADGEN_THREADS" \
+    --env "TARGETS=$TARGETS SERIES_PER_TARGET=$SERIES_PER_TARGET ROUNDS=$ROUNDS INTERVAL_SECONDS=$INTERVAL_SECONDS CHURN=$CHURN CONCURRENCY=$CONCURRENCY BATCH_SIZE=$BATCH_SIZE SEED=$SEED LOADGEN_THREADS=$LOADGEN_THREADS PREGENERATE=$PREGENERATE" \
     >"$RESULTS"
 [ -z "$QUERY_SECTION" ] || printf '\n%s\n' "$QUERY_SECTION" >>"$RESULTS"
 log "wrote $RESULTS (compare.sh took ${TOTAL_SECONDS}s)"

@@ -161,8 +161,14 @@ def main():
     emit("")
     emit(f"- CPUs: {info['nproc']} × {info['cpu']}")
     emit(f"- Memory: {info['memory']}; kernel {info['kernel']}")
-    emit("- The load generator runs on the same 2 cores as the system under test "
-         "(see README: figures are lower bounds for every system alike).")
+    pregenerated = any(raw[s].get("load", {}).get("pregenerated") for s in systems if isinstance(raw.get(s), dict))
+    if pregenerated:
+        emit("- The load generator runs on the same 2 cores as the system under test. It encodes "
+             "every request before the clock starts (`--pregenerate`), so during the load it "
+             "only sends (see its CPU row below).")
+    else:
+        emit("- The load generator runs on the same 2 cores as the system under test, encoding "
+             "as it sends (see README: figures are lower bounds for every system alike).")
     emit("")
     emit("## Versions")
     emit("")

@@ -86,8 +86,7 @@ pub(crate) async fn run(args: &Args, start_ms: i64) -> anyhow::Result<serde_json
         }
         _ => None,
     };
-    let began = Instant::now();
-    let cpu_seconds_before = process_cpu_seconds();
+    let mut began = Instant::now();
     let plan = Arc::new(Plan {
         catalog: catalog::with_histograms(args.series_per_target, args.histograms),
         targets: args.targets,
@@ -100,10 +99,12 @@ pub(crate) async fn run(args: &Args, start_ms: i64) -> anyhow::Result<serde_json
         deadline: args.duration.map(|duration| began + duration),
     });
     let stats = Arc::new(Stats::default());
-    let progress = (!args.progress.is_zero())
-        .then(|| tokio::spawn(report_progress(Arc::clone(&stats), args.progress, began)));
-
     let workers = args.concurrency.min(args.targets as usize);
+    // With --pregenerate, workers encode everything, then all (and this task) meet
+    // here before the clock starts.
+    let start_line = args
+        .pregenerate
+        .then(|| Arc::new(tokio::sync::Barrier::new(workers + 1)));
     let mut handles = Vec::with_capacity(workers);
     for worker in 0..workers {
         let slots: Vec<u32> = (0..args.targets)
@@ -114,8 +115,16 @@ pub(crate) async fn run(args: &Args, start_ms: i64) -> anyhow::Result<serde_json
             Arc::clone(&plan),
             sender.as_ref().map(Arc::clone),
             Arc::clone(&stats),
+            start_line.as_ref().map(Arc::clone),
         )));
     }
+    if let Some(start_line) = &start_line {
+        start_line.wait().await;
+        began = Instant::now();
+    }
+    let cpu_seconds_before = process_cpu_seconds();
+    let progress = (!args.progress.is_zero())
+        .then(|| tokio::spawn(report_progress(Arc::clone(&stats), args.progress, began)));
     let mut latencies_us = Vec::new();
     let mut rounds_completed = u64::MAX;
     let mut last_timestamp_ms = start_ms;
@@ -149,6 +158,7 @@ pub(crate) async fn run(args: &Args, start_ms: i64) -> anyhow::Result<serde_json
         "concurrency": workers,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        "pregenerated": args.pregenerate,
         "first_timestamp_ms": start_ms,
         "last_timestamp_ms": last_timestamp_ms,
         "active_series": u64::from(args.targets) * series_per_target,
@@ -201,54 +211,140 @@ async fn run_worker(
     plan: Arc<Plan>,
     sender: Option<Arc<Sender>>,
     stats: Arc<Stats>,
+    start_line: Option<Arc<tokio::sync::Barrier>>,
 ) -> anyhow::Result<WorkerResult> {
-    let catalog = &plan.catalog;
-    let interval_seconds = plan.interval_ms as f64 / 1000.0;
-    let mut targets: Vec<Target> = slots
-        .iter()
-        .map(|slot| Target::new(catalog, plan.seed, *slot, 0, plan.targets, plan.interval_ms))
-        .collect();
-    let mut encoder = BatchEncoder::new();
-    let mut result = WorkerResult::default();
-    'rounds: for round in 0..plan.rounds {
-        let round_start_ms = plan.start_ms + i64::try_from(round)?.saturating_mul(plan.interval_ms);
-        for target in &mut targets {
-            if plan
-                .deadline
-                .is_some_and(|deadline| Instant::now() >= deadline)
-            {
-                break 'rounds;
+    let mut requests = Requests::new(&slots, &plan, &stats);
+    let mut latencies_us = Vec::new();
+    if let Some(start_line) = start_line {
+        let mut all = Vec::new();
+        // The barrier must be reached even when encoding fails, or the others wait
+        // for ever: keep the error for after it.
+        let encoded = (|| {
+            while let Some(request) = requests.next_request()? {
+                all.push(request);
             }
-            if is_replaced(&plan, target.slot, round) {
-                *target = Target::new(
-                    catalog,
+            anyhow::Ok(())
+        })();
+        start_line.wait().await;
+        encoded?;
+        for request in all {
+            send(sender.as_deref(), request, &stats, &mut latencies_us).await;
+        }
+    } else {
+        while let Some(request) = requests.next_request()? {
+            send(sender.as_deref(), request, &stats, &mut latencies_us).await;
+        }
+    }
+    Ok(WorkerResult {
+        latencies_us,
+        rounds_completed: requests.rounds_completed,
+        last_timestamp_ms: requests.last_timestamp_ms,
+    })
+}
+
+/// One worker's requests, in sending order: its targets' series round after round,
+/// cut every `batch_size` samples.
+struct Requests<'a> {
+    plan: &'a Plan,
+    stats: &'a Stats,
+    targets: Vec<Target>,
+    encoder: BatchEncoder,
+    /// Where the next request starts: round, target and series within it.
+    round: u64,
+    target: usize,
+    series: usize,
+    /// The current round's scrape is taken (values drawn) for `target`.
+    scraped: bool,
+    rounds_completed: u64,
+    last_timestamp_ms: i64,
+}
+
+impl<'a> Requests<'a> {
+    fn new(slots: &[u32], plan: &'a Plan, stats: &'a Stats) -> Requests<'a> {
+        let targets = slots
+            .iter()
+            .map(|slot| {
+                Target::new(
+                    &plan.catalog,
                     plan.seed,
-                    target.slot,
-                    target.generation + 1,
+                    *slot,
+                    0,
                     plan.targets,
                     plan.interval_ms,
-                );
-                Stats::add(&stats.replaced_targets, 1);
+                )
+            })
+            .collect();
+        Requests {
+            plan,
+            stats,
+            targets,
+            encoder: BatchEncoder::new(),
+            round: 0,
+            target: 0,
+            series: 0,
+            scraped: false,
+            rounds_completed: 0,
+            last_timestamp_ms: plan.start_ms,
+        }
+    }
+
+    /// The next request, `None` after the last (or at the deadline).
+    fn next_request(&mut self) -> anyhow::Result<Option<EncodedRequest>> {
+        let plan = self.plan;
+        let interval_seconds = plan.interval_ms as f64 / 1000.0;
+        while self.round < plan.rounds {
+            if self.target == self.targets.len() {
+                self.rounds_completed = self.round + 1;
+                self.round += 1;
+                self.target = 0;
+                continue;
+            }
+            let round_start_ms =
+                plan.start_ms + i64::try_from(self.round)?.saturating_mul(plan.interval_ms);
+            let target = &mut self.targets[self.target];
+            if !self.scraped {
+                if plan
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline)
+                {
+                    break;
+                }
+                if is_replaced(plan, target.slot, self.round) {
+                    *target = Target::new(
+                        &plan.catalog,
+                        plan.seed,
+                        target.slot,
+                        target.generation + 1,
+                        plan.targets,
+                        plan.interval_ms,
+                    );
+                    Stats::add(&self.stats.replaced_targets, 1);
+                }
+                let timestamp_ms = target.scrape_timestamp_ms(round_start_ms);
+                self.last_timestamp_ms = self.last_timestamp_ms.max(timestamp_ms);
+                target.scrape(&plan.catalog, timestamp_ms, interval_seconds);
+                self.scraped = true;
+                self.series = 0;
             }
             let timestamp_ms = target.scrape_timestamp_ms(round_start_ms);
-            result.last_timestamp_ms = result.last_timestamp_ms.max(timestamp_ms);
-            target.scrape(catalog, timestamp_ms, interval_seconds);
-            for index in 0..target.series_count() {
-                let (labels, value) = target.series(index);
-                encoder.push(labels, value, timestamp_ms);
-                if encoder.samples() >= plan.batch_size {
-                    let request = encoder.take_request()?;
-                    send(sender.as_deref(), request, &stats, &mut result.latencies_us).await;
+            while self.series < target.series_count() {
+                let (labels, value) = target.series(self.series);
+                self.encoder.push(labels, value, timestamp_ms);
+                self.series += 1;
+                if self.encoder.samples() >= plan.batch_size {
+                    return Ok(Some(self.encoder.take_request()?));
                 }
             }
+            self.target += 1;
+            self.scraped = false;
         }
-        result.rounds_completed = round + 1;
+        // The deadline or the last round: what is left goes as one last request.
+        self.round = plan.rounds;
+        if self.encoder.samples() > 0 {
+            return Ok(Some(self.encoder.take_request()?));
+        }
+        Ok(None)
     }
-    if encoder.samples() > 0 {
-        let request = encoder.take_request()?;
-        send(sender.as_deref(), request, &stats, &mut result.latencies_us).await;
-    }
-    Ok(result)
 }
 
 async fn send(
