@@ -7,6 +7,8 @@
 //! allocations whatever its size. Exemplars and metadata are rare and go through the
 //! prost structs of [`super::proto`].
 
+use std::ops::Range;
+
 use prost::Message;
 use sightline_model::{
     Exemplar, LabelSet, MetricMetadata, Sample, SeriesRef, TimeSeries, WriteRequest, time,
@@ -139,38 +141,98 @@ impl LabelPosition {
 struct SeriesSpan {
     /// The labels' fingerprint, computed while they are in cache.
     fingerprint: u64,
+    /// Where the labels are in the body when they stayed there, in the protobuf form
+    /// of `fingerprint_of` (length 0: in the scratch's positions instead), and how
+    /// many there are.
+    in_place_start: u32,
+    in_place_len: u32,
+    in_place_count: u32,
     labels_end: u32,
     samples_end: u32,
     exemplars_end: u32,
 }
 
-/// One series' labels: checked positions in the decompressed body.
+/// One series' labels in the decompressed body: where they arrived, or checked
+/// positions in it.
 ///
-/// Made only by this module, from positions [`validate_labels`] checked to be UTF-8
-/// text inside `text`, which is borrowed (so unchanged) for as long as this lives.
+/// Made only by this module, from labels [`Decoder::validate_labels`] checked to be
+/// UTF-8 text inside `text` (and, in place, in the protobuf form it checked), which
+/// is borrowed (so unchanged) for as long as this lives.
 #[derive(Debug, Clone, Copy)]
 pub struct BufferLabels<'a> {
     text: &'a [u8],
-    labels: &'a [LabelPosition],
+    positions: &'a [LabelPosition],
+    /// Non-empty: the labels as they arrived, used instead of `positions`.
+    in_place: &'a [u8],
+    in_place_count: usize,
     fingerprint: u64,
 }
 
 impl LabelSet for BufferLabels<'_> {
     fn label_count(&self) -> usize {
-        self.labels.len()
+        if self.in_place.is_empty() {
+            self.positions.len()
+        } else {
+            self.in_place_count
+        }
     }
 
     #[inline]
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        // See the type's docs: every position was checked in this same text.
-        self.labels
-            .iter()
-            .map(|label| label.checked_text(self.text))
+        BufferPairs {
+            text: self.text,
+            positions: self.positions.iter(),
+            in_place: self.in_place,
+        }
     }
 
     fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+}
+
+/// The pairs of [`BufferLabels`].
+struct BufferPairs<'a> {
+    text: &'a [u8],
+    positions: std::slice::Iter<'a, LabelPosition>,
+    in_place: &'a [u8],
+}
+
+impl<'a> Iterator for BufferPairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        if self.in_place.is_empty() {
+            // See BufferLabels: every position was checked in this same text.
+            return self
+                .positions
+                .next()
+                .map(|label| label.checked_text(self.text));
+        }
+        // `0a L (0a n name 12 v value)`, as `decode_series` checked: one-byte lengths.
+        let (name, value, rest) = split_short_label(self.in_place)?;
+        self.in_place = rest;
+        // SAFETY: see BufferLabels: checked UTF-8 by `validate_labels`.
+        unsafe {
+            Some((
+                std::str::from_utf8_unchecked(name),
+                std::str::from_utf8_unchecked(value),
+            ))
+        }
+    }
+}
+
+/// The first label of labels in their short protobuf form, and what follows it;
+/// `None` when `bytes` do not start with one.
+#[inline]
+fn split_short_label(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let [0x0a, length, rest @ ..] = bytes else {
+        return None;
+    };
+    let (message, rest) = rest.split_at_checked(usize::from(*length))?;
+    let (name, value) = decode_label_canonical(message)?;
+    Some((name, value, rest))
 }
 
 /// A decoded, validated request whose label text is in the decompressed body.
@@ -205,10 +267,14 @@ impl<'a> RequestView<'a> {
                     span.samples_end as usize,
                     span.exemplars_end as usize,
                 );
+                let in_place_start = span.in_place_start as usize;
                 let series = SeriesRef {
                     labels: BufferLabels {
                         text: self.text,
-                        labels: &self.labels[labels_start..labels_end],
+                        positions: &self.labels[labels_start..labels_end],
+                        in_place: &self.text
+                            [in_place_start..in_place_start + span.in_place_len as usize],
+                        in_place_count: span.in_place_count as usize,
                         fingerprint: span.fingerprint,
                     },
                     samples: &self.samples[samples_start..samples_end],
@@ -437,12 +503,10 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         let labels_start = self.labels.len();
-        let kept_as_sent = self.validate_labels(index, raw_labels)?;
-        let fingerprint = match encoded_labels {
-            Some(region) if kept_as_sent && !region.is_empty() => {
-                sightline_model::fingerprint_of_encoded(&self.text[region])
-            }
-            _ => {
+        let in_place = self.validate_labels(index, raw_labels, encoded_labels)?;
+        let fingerprint = match &in_place {
+            Some(region) => sightline_model::fingerprint_of_encoded(&self.text[region.clone()]),
+            None => {
                 // `validate_labels` just checked these positions in this text.
                 let text = self.text;
                 let labels = &self.labels[labels_start..];
@@ -457,7 +521,10 @@ impl<'a> Decoder<'a, '_> {
                 Err(what) => {
                     self.extras.exemplars_dropped += 1;
                     if self.extras.exemplar_drop_reason.is_none() {
-                        let described = self.describe(&self.labels[labels_start..]);
+                        let described = match in_place {
+                            Some(_) => describe_raw_labels(raw_labels),
+                            None => self.describe(&self.labels[labels_start..]),
+                        };
                         self.extras.exemplar_drop_reason = Some(format!(
                             "series {index} ({described}): exemplar {exemplar_index}: {what}"
                         ));
@@ -467,8 +534,16 @@ impl<'a> Decoder<'a, '_> {
         }
         // The lengths fit u32: each entry took at least one byte of the body, whose
         // length `decode_into` checked.
+        let in_place = in_place.unwrap_or(0..0);
         self.spans.push(SeriesSpan {
             fingerprint,
+            in_place_start: in_place.start as u32,
+            in_place_len: in_place.len() as u32,
+            in_place_count: if in_place.is_empty() {
+                0
+            } else {
+                raw_labels.len() as u32
+            },
             labels_end: self.labels.len() as u32,
             samples_end: self.samples.len() as u32,
             exemplars_end: self.exemplars.len() as u32,
@@ -476,10 +551,16 @@ impl<'a> Decoder<'a, '_> {
         Ok(())
     }
 
-    /// Checks one series' labels as Prometheus' write path does and appends the kept
-    /// ones (non-empty values), sorted by name, to `self.labels`. True when they are
-    /// all kept in the order they came.
-    fn validate_labels(&mut self, index: usize, raw_labels: &[RawLabel<'a>]) -> Result<bool> {
+    /// Checks one series' labels as Prometheus' write path does. When they came
+    /// sorted, none empty, in the protobuf form of the `encoded` region (see
+    /// `decode_series`), they stay there: the region is returned. Otherwise the kept
+    /// ones (non-empty values) are appended, sorted by name, to `self.labels`.
+    fn validate_labels(
+        &mut self,
+        index: usize,
+        raw_labels: &[RawLabel<'a>],
+        encoded: Option<Range<usize>>,
+    ) -> Result<Option<Range<usize>>> {
         let invalid = |description: String, what: String| Error::InvalidSeries {
             index,
             reason: format!("({description}): {what}"),
@@ -508,7 +589,7 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         let all_ascii = start >= end || self.text.get(start..end).is_some_and(<[u8]>::is_ascii);
-        let start = self.labels.len();
+        let mut kept = 0;
         for (position, &(name, value)) in raw_labels.iter().enumerate() {
             let checked = if all_ascii {
                 check_label_lengths(position, name, value, limits)
@@ -516,9 +597,27 @@ impl<'a> Decoder<'a, '_> {
                 check_label(position, name, value, limits).map(|_| ())
             };
             if let Err(what) = checked {
-                self.labels.truncate(start);
                 return Err(invalid(describe_raw_labels(raw_labels), what));
             }
+            kept += usize::from(!value.is_empty());
+        }
+        if kept == 0 {
+            let what = "label set is empty (labels with empty values are dropped)".to_string();
+            return Err(invalid(describe_raw_labels(raw_labels), what));
+        }
+        // Senders sort already (Prometheus requires it): strictly increasing names
+        // are sorted and unique, and checking is cheaper than sorting.
+        if let Some(region) = encoded
+            && !region.is_empty()
+            && kept == raw_labels.len()
+            && raw_labels
+                .windows(2)
+                .all(|pair| name_less(pair[0].0, pair[1].0))
+        {
+            return Ok(Some(region));
+        }
+        let start = self.labels.len();
+        for &(name, value) in raw_labels {
             if !value.is_empty() {
                 let position = LabelPosition {
                     name_start: self.offset(name.as_ptr()) as u32,
@@ -529,20 +628,13 @@ impl<'a> Decoder<'a, '_> {
                 self.labels.push(position);
             }
         }
-        if self.labels.len() == start {
-            let what = "label set is empty (labels with empty values are dropped)".to_string();
-            return Err(invalid(describe_raw_labels(raw_labels), what));
-        }
         let text = self.text;
         let labels = &mut self.labels[start..];
-        // Senders sort already (Prometheus requires it); checking is cheaper than sorting.
-        let mut kept_as_sent = labels.len() == raw_labels.len();
         if !labels
             .windows(2)
             .all(|pair| pair[0].name(text) <= pair[1].name(text))
         {
             labels.sort_by(|a, b| a.name(text).cmp(b.name(text)));
-            kept_as_sent = false;
         }
         if let Some(pair) = labels
             .windows(2)
@@ -556,7 +648,7 @@ impl<'a> Decoder<'a, '_> {
             self.labels.truncate(start);
             return Err(invalid(described, what));
         }
-        Ok(kept_as_sent)
+        Ok(None)
     }
 
     /// Where `pointer`, which points into `self.text`, is in it.
@@ -571,6 +663,16 @@ impl<'a> Decoder<'a, '_> {
             .map(|l| (l.name(self.text), l.value(self.text)))
             .collect();
         describe_raw_labels(&raw)
+    }
+}
+
+/// `a < b` for label names, deciding on the first byte when it differs (it nearly
+/// always does between neighbouring names) instead of calling `memcmp`.
+#[inline]
+fn name_less(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
     }
 }
 
