@@ -129,8 +129,8 @@ impl HeadInner {
             match (ours.next(), theirs.next()) {
                 (None, None) => return true,
                 (Some((name_id, value_id)), Some((name, value))) => {
-                    if !short_text_equal(self.symbols.resolve(name_id), name)
-                        || !short_text_equal(self.symbols.resolve(value_id), value)
+                    if !short_text_equal(self.symbols.resolve_str(name_id), name)
+                        || !short_text_equal(self.symbols.resolve_str(value_id), value)
                     {
                         return false;
                     }

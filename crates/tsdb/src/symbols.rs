@@ -63,6 +63,16 @@ impl SymbolTable {
 
     /// The string of a live id. Ids come only from [`Self::intern`], so a miss is a
     /// bug; it resolves to `""` rather than panicking.
+    /// [`SymbolTable::resolve`] as text, small enough to inline into the write
+    /// path's label comparisons.
+    #[inline]
+    pub(crate) fn resolve_str(&self, id: SymbolId) -> &str {
+        self.strings
+            .get(id as usize)
+            .and_then(Option::as_deref)
+            .unwrap_or("")
+    }
+
     pub(crate) fn resolve(&self, id: SymbolId) -> &Arc<str> {
         static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
         match self.strings.get(id as usize) {

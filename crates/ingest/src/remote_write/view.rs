@@ -452,6 +452,9 @@ impl<'a> Decoder<'a, '_> {
         series: &'a [u8],
         raw_labels: &mut Vec<RawLabel<'a>>,
     ) -> Result<()> {
+        if self.decode_usual_series(series) {
+            return Ok(());
+        }
         let index = self.spans.len();
         raw_labels.clear();
         let mut exemplar_messages: Vec<&'a [u8]> = Vec::new();
@@ -549,6 +552,60 @@ impl<'a> Decoder<'a, '_> {
             exemplars_end: self.exemplars.len() as u32,
         });
         Ok(())
+    }
+
+    /// Decodes a series in the shape every Prometheus-compatible sender writes, in
+    /// one pass: labels first, each `0a L (0a n name 12 v value)` with one-byte
+    /// lengths, names non-empty and strictly increasing, values non-empty, all ASCII,
+    /// within the limits; then samples in their usual layout; nothing else. Such a
+    /// series is valid as it is, and its labels stay in place. False, with nothing
+    /// changed, for anything else: the general path then decodes it (and words any
+    /// error).
+    fn decode_usual_series(&mut self, series: &'a [u8]) -> bool {
+        let limits = self.limits;
+        // Every length here is below 128: the limits only matter below that.
+        if limits.max_label_name_bytes < 127 || limits.max_label_value_bytes < 127 {
+            return false;
+        }
+        let mut rest = series;
+        let mut previous_name: &[u8] = &[];
+        let mut count = 0usize;
+        while let Some((name, value, after)) = split_short_label(rest) {
+            if name.is_empty() || value.is_empty() || (count > 0 && !name_less(previous_name, name))
+            {
+                return false;
+            }
+            previous_name = name;
+            count += 1;
+            rest = after;
+        }
+        let region = &series[..series.len() - rest.len()];
+        if count == 0 || count > limits.max_label_names_per_series || !region.is_ascii() {
+            return false;
+        }
+        let samples_start = self.samples.len();
+        let mut reader = WireReader::new(rest);
+        while !reader.rest().is_empty() {
+            let sample = reader.next_short_bytes_field(0x12).map(decode_sample);
+            let Some(Ok(sample)) = sample else {
+                self.samples.truncate(samples_start);
+                return false;
+            };
+            self.samples.push(sample);
+        }
+        let region_start = self.offset(region.as_ptr());
+        // The lengths fit u32: each entry took at least one byte of the body, whose
+        // length `decode_into` checked.
+        self.spans.push(SeriesSpan {
+            fingerprint: sightline_model::fingerprint_of_encoded(region),
+            in_place_start: region_start as u32,
+            in_place_len: region.len() as u32,
+            in_place_count: count as u32,
+            labels_end: self.labels.len() as u32,
+            samples_end: self.samples.len() as u32,
+            exemplars_end: self.exemplars.len() as u32,
+        });
+        true
     }
 
     /// Checks one series' labels as Prometheus' write path does. When they came
