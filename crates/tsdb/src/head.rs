@@ -89,7 +89,8 @@ fn short_text_equal(a: &str, b: &str) -> bool {
             .map(|w| u32::from_le_bytes(w.try_into().unwrap_or_default()))
     };
     match len {
-        0..=3 => a == b,
+        // Byte by byte: `==` on slices calls memcmp whatever their length.
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
         // Two overlapping halves cover 4..=7 bytes.
         4..=7 => half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4),
         8..=64 => {

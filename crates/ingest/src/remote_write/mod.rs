@@ -85,7 +85,8 @@ pub fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
     Ok(decompressed)
 }
 
-/// [`decompress`] into `output` (replacing its contents), reusing its allocation.
+/// [`decompress`] into `output` (replacing its contents), reusing its allocation
+/// and the bytes it already holds.
 pub fn decompress_into(body: &[u8], limits: &DecodeLimits, output: &mut Vec<u8>) -> Result<()> {
     let claimed = snap::raw::decompress_len(body).map_err(|e| match e {
         snap::Error::TooBig { given, .. } => Error::TooLarge {
@@ -100,8 +101,13 @@ pub fn decompress_into(body: &[u8], limits: &DecodeLimits, output: &mut Vec<u8>)
             limit: limits.max_decompressed_bytes,
         });
     }
-    output.clear();
-    output.resize(claimed, 0);
+    // Only new room is zeroed: snappy writes every byte it reports, and what a
+    // failed decompression leaves is never read. (Zeroing the whole buffer again
+    // for every request cost 2% of the remote_write CPU.)
+    if output.len() < claimed {
+        output.resize(claimed, 0);
+    }
+    output.truncate(claimed);
     let written = snap::raw::Decoder::new()
         .decompress(body, output)
         .map_err(|e| Error::BadSnappy(e.to_string()))?;

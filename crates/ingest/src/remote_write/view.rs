@@ -40,8 +40,9 @@ impl Scratch {
             + self.spans.capacity() * std::mem::size_of::<SeriesSpan>()
     }
 
+    /// Empties the vectors, all but the body: `decompress_into` overwrites it and
+    /// only zeroes room it adds.
     fn clear(&mut self) {
-        self.protobuf.clear();
         self.labels.clear();
         self.samples.clear();
         self.exemplars.clear();
