@@ -79,6 +79,16 @@ pub fn fingerprint_of_encoded(encoded: &[u8]) -> u64 {
 /// (the name) and field 2 (the value), lengths as varints. An empty value is
 /// written too (protobuf encoders leave it out, but a label set has none).
 pub fn encode_label(buffer: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    // Nearly every label: all three lengths fit one byte.
+    let short_len = name.len() + value.len() + 4;
+    if short_len < 0x80 {
+        buffer.reserve(short_len + 2);
+        buffer.extend_from_slice(&[0x0a, short_len as u8, 0x0a, name.len() as u8]);
+        buffer.extend_from_slice(name);
+        buffer.extend_from_slice(&[0x12, value.len() as u8]);
+        buffer.extend_from_slice(value);
+        return;
+    }
     let message_len =
         1 + varint_len(name.len()) + name.len() + 1 + varint_len(value.len()) + value.len();
     buffer.push(0x0a);
