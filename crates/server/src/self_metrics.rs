@@ -40,6 +40,7 @@ pub(crate) const QUERIES_QUEUED: &str = "sightline_queries_queued";
 pub(crate) const SCRAPE_TARGETS: &str = "sightline_scrape_targets";
 pub(crate) const BLOCK_CACHE_BYTES: &str = "sightline_block_cache_bytes";
 pub(crate) const BLOCK_CACHE_LOOKUPS_TOTAL: &str = "sightline_block_cache_lookups_total";
+pub(crate) const REMOTE_WRITE_SCRATCH_BYTES: &str = "sightline_remote_write_scratch_bytes";
 pub(crate) const SCRAPES_TOTAL: &str = "sightline_scrapes_total";
 pub(crate) const SCRAPE_FAILURES_TOTAL: &str = "sightline_scrape_failures_total";
 
@@ -454,6 +455,19 @@ fn render_block_cache(out: &mut String, cache: &sightline_tsdb::GroupCache) {
     );
 }
 
+fn render_remote_write_scratch(
+    out: &mut String,
+    pool: &sightline_ingest::remote_write::ScratchPool,
+) {
+    header(
+        out,
+        REMOTE_WRITE_SCRATCH_BYTES,
+        "gauge",
+        "Bytes of remote_write decoding buffers kept between requests.",
+    );
+    let _ = writeln!(out, "{REMOTE_WRITE_SCRATCH_BYTES} {}", pool.pooled_bytes());
+}
+
 /// `GET /metrics`.
 pub(crate) async fn metrics_handler(State(state): State<AppState>) -> Response {
     let render_state = state.clone();
@@ -461,6 +475,7 @@ pub(crate) async fn metrics_handler(State(state): State<AppState>) -> Response {
         let dbs = render_state.all_metrics_dbs();
         let mut text = render_state.self_metrics().render(&dbs);
         render_block_cache(&mut text, render_state.group_cache());
+        render_remote_write_scratch(&mut text, render_state.remote_write_scratch());
         text
     })
     .await;
@@ -547,6 +562,14 @@ mod tests {
         assert!(text.contains("sightline_block_cache_bytes 0\n"), "{text}");
         assert!(text.contains("sightline_block_cache_lookups_total{result=\"miss\"} 0\n"));
         assert!(text.contains("# TYPE sightline_block_cache_lookups_total counter\n"));
+        render_remote_write_scratch(
+            &mut text,
+            &sightline_ingest::remote_write::ScratchPool::new(1, 1),
+        );
+        assert!(
+            text.contains("sightline_remote_write_scratch_bytes 0\n"),
+            "{text}"
+        );
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap_or_default();
