@@ -362,6 +362,8 @@ impl Db {
             .iter()
             .map(|ts| wanted(ts).then_some(&ts.labels))
             .collect();
+        // One appendable window for the whole request (see `AppendGuard::append`).
+        let head_max = self.head.newest_time();
         // Everything done with one series of the request once it is found.
         let mut append_to =
             |ts: &SeriesRef<'_, L>, series: &Arc<MemSeries>, guard: &AppendGuard<'_>| {
@@ -374,7 +376,7 @@ impl Db {
                     let outcome = if t > future_limit {
                         SampleOutcome::Rejected(RejectReason::TooFarInFuture)
                     } else {
-                        guard.append(series, t, sample.value, window)
+                        guard.append(series, t, sample.value, window, head_max)
                     };
                     match outcome {
                         SampleOutcome::Appended => {

@@ -45,7 +45,7 @@ pub(crate) struct MemSeries {
 }
 
 impl MemSeries {
-    /// Asks for the cache lines of the struct itself (see [`AppendGuard::lookup_many`]).
+    /// Asks for the cache lines of the struct itself (see [`AppendGuard::resolve_each`]).
     fn prefetch_struct(self: &Arc<MemSeries>) {
         let start: *const u8 = Arc::as_ptr(self).cast();
         let size = std::mem::size_of::<MemSeries>();
@@ -390,19 +390,22 @@ impl AppendGuard<'_> {
         missing
     }
 
-    /// Validates and stores one sample (ms).
+    /// Validates and stores one sample (ms). `head_max` is the head's newest sample
+    /// time when the caller's request began ([`Head::newest_time`]): every sample of
+    /// a request is judged against the same appendable window, whatever order its
+    /// series are appended in (as in Prometheus, whose head maximum moves when an
+    /// appender commits).
     pub(crate) fn append(
         &self,
         series: &MemSeries,
         t: i64,
         v: f64,
         ooo_window: i64,
+        head_max: i64,
     ) -> SampleOutcome {
-        let min_valid = self.head.appendable_min(
-            self.inner.min_valid,
-            ooo_window,
-            self.pending.get().max_time,
-        );
+        let min_valid = self
+            .head
+            .appendable_min(self.inner.min_valid, ooo_window, head_max);
         let mut data = series.data.lock();
         let chunks_before = data.num_chunks();
         let outcome = data.append(
@@ -502,13 +505,16 @@ impl Head {
         }
     }
 
+    /// The head's newest sample time (ms), `i64::MIN` when empty.
+    pub(crate) fn newest_time(&self) -> i64 {
+        self.max_time.load(Ordering::Relaxed)
+    }
+
     /// The oldest time the write path accepts (Prometheus' appendable window): not
     /// before `min_valid` (persisted) nor more than max(block_range / 2, ooo_window)
-    /// before the newest sample in the head, whatever the series — so a new series
-    /// cannot write far into the past.
-    /// `batch_max` is the newest sample of the caller's batch not yet in `max_time`.
-    fn appendable_min(&self, min_valid: i64, ooo_window: i64, batch_max: i64) -> i64 {
-        let head_max = self.max_time.load(Ordering::Relaxed).max(batch_max);
+    /// before `head_max`, the head's newest sample when the request began, whatever
+    /// the series — so a new series cannot write far into the past.
+    fn appendable_min(&self, min_valid: i64, ooo_window: i64, head_max: i64) -> i64 {
         if head_max == i64::MIN {
             return min_valid;
         }

@@ -61,8 +61,6 @@ impl SymbolTable {
         }
     }
 
-    /// The string of a live id. Ids come only from [`Self::intern`], so a miss is a
-    /// bug; it resolves to `""` rather than panicking.
     /// [`SymbolTable::resolve`] as text, small enough to inline into the write
     /// path's label comparisons.
     #[inline]
@@ -73,6 +71,8 @@ impl SymbolTable {
             .unwrap_or("")
     }
 
+    /// The string of a live id. Ids come only from [`Self::intern`], so a miss is a
+    /// bug; it resolves to `""` rather than panicking.
     pub(crate) fn resolve(&self, id: SymbolId) -> &Arc<str> {
         static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
         match self.strings.get(id as usize) {

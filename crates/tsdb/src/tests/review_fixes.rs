@@ -172,6 +172,38 @@ fn new_series_cannot_write_far_into_the_past() {
 }
 
 #[test]
+fn a_request_is_judged_against_one_appendable_window_whatever_its_order() {
+    // block_range 1h: samples up to 30 min behind the head's newest when the request
+    // began. The write path appends known series before new ones; neither that nor
+    // the order of the series in the request may change what is accepted.
+    for new_series_first in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options()).unwrap();
+        let t0 = base();
+        db.append(&request(&labels("up", "a"), &[(t0, 1.0)]))
+            .unwrap();
+        let known = request(&labels("up", "a"), &[(t0 + 20 * MINUTE, 2.0)]).series;
+        let new = request(&labels("up", "b"), &[(t0 - 20 * MINUTE, 1.0)]).series;
+        let series = if new_series_first {
+            [new, known].concat()
+        } else {
+            [known, new].concat()
+        };
+        let report = db
+            .append(&WriteRequest {
+                series,
+                metadata: Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(
+            report.samples_accepted, 2,
+            "new series first: {new_series_first}"
+        );
+        assert!(report.rejected.is_empty());
+    }
+}
+
+#[test]
 fn many_old_ranges_are_cut_with_one_wal_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(
