@@ -24,6 +24,12 @@ use super::{Error, Result, proto, quote_truncated};
 #[derive(Debug, Default)]
 pub struct Scratch {
     protobuf: Vec<u8>,
+    decoded: Decoded,
+}
+
+/// What a request decodes into, besides its body.
+#[derive(Debug, Default)]
+struct Decoded {
     labels: Vec<LabelPosition>,
     samples: Vec<Sample>,
     exemplars: Vec<Exemplar>,
@@ -33,20 +39,22 @@ pub struct Scratch {
 impl Scratch {
     /// Bytes the buffers hold (capacity, not length).
     pub fn capacity_bytes(&self) -> usize {
+        let decoded = &self.decoded;
         self.protobuf.capacity()
-            + self.labels.capacity() * std::mem::size_of::<LabelPosition>()
-            + self.samples.capacity() * std::mem::size_of::<Sample>()
-            + self.exemplars.capacity() * std::mem::size_of::<Exemplar>()
-            + self.spans.capacity() * std::mem::size_of::<SeriesSpan>()
+            + decoded.labels.capacity() * std::mem::size_of::<LabelPosition>()
+            + decoded.samples.capacity() * std::mem::size_of::<Sample>()
+            + decoded.exemplars.capacity() * std::mem::size_of::<Exemplar>()
+            + decoded.spans.capacity() * std::mem::size_of::<SeriesSpan>()
     }
 
     /// Empties the vectors, all but the body: `decompress_into` overwrites it and
     /// only zeroes room it adds.
     fn clear(&mut self) {
-        self.labels.clear();
-        self.samples.clear();
-        self.exemplars.clear();
-        self.spans.clear();
+        let decoded = &mut self.decoded;
+        decoded.labels.clear();
+        decoded.samples.clear();
+        decoded.exemplars.clear();
+        decoded.spans.clear();
     }
 }
 
@@ -336,14 +344,8 @@ pub fn decode_body<'a>(
 ) -> Result<RequestView<'a>> {
     scratch.clear();
     super::decompress_into(body, limits, &mut scratch.protobuf)?;
-    let Scratch {
-        protobuf,
-        labels,
-        samples,
-        exemplars,
-        spans,
-    } = scratch;
-    build_view(protobuf, limits, labels, samples, exemplars, spans)
+    let Scratch { protobuf, decoded } = scratch;
+    build_view(protobuf, limits, decoded)
 }
 
 /// Decodes an already-decompressed `WriteRequest` into `scratch` (whose protobuf
@@ -355,31 +357,22 @@ pub fn decode_view<'a>(
     scratch: &'a mut Scratch,
 ) -> Result<RequestView<'a>> {
     scratch.clear();
-    let Scratch {
-        labels,
-        samples,
-        exemplars,
-        spans,
-        ..
-    } = scratch;
-    build_view(protobuf, limits, labels, samples, exemplars, spans)
+    build_view(protobuf, limits, &mut scratch.decoded)
 }
 
 fn build_view<'a>(
     text: &'a [u8],
     limits: &DecodeLimits,
-    labels: &'a mut Vec<LabelPosition>,
-    samples: &'a mut Vec<Sample>,
-    exemplars: &'a mut Vec<Exemplar>,
-    spans: &'a mut Vec<SeriesSpan>,
+    decoded: &'a mut Decoded,
 ) -> Result<RequestView<'a>> {
-    let extras = decode_into(text, limits, labels, samples, exemplars, spans)?;
+    let extras = decode_into(text, limits, decoded)?;
+    let decoded: &'a Decoded = decoded;
     Ok(RequestView {
         text,
-        labels,
-        samples,
-        exemplars,
-        spans,
+        labels: &decoded.labels,
+        samples: &decoded.samples,
+        exemplars: &decoded.exemplars,
+        spans: &decoded.spans,
         metadata: extras.metadata,
         native_histograms_dropped: extras.native_histograms_dropped,
         exemplars_dropped: extras.exemplars_dropped,
@@ -391,21 +384,11 @@ fn build_view<'a>(
 struct Decoder<'a, 'v> {
     text: &'a [u8],
     limits: &'v DecodeLimits,
-    labels: &'v mut Vec<LabelPosition>,
-    samples: &'v mut Vec<Sample>,
-    exemplars: &'v mut Vec<Exemplar>,
-    spans: &'v mut Vec<SeriesSpan>,
+    out: &'v mut Decoded,
     extras: Extras,
 }
 
-fn decode_into(
-    protobuf: &[u8],
-    limits: &DecodeLimits,
-    labels: &mut Vec<LabelPosition>,
-    samples: &mut Vec<Sample>,
-    exemplars: &mut Vec<Exemplar>,
-    spans: &mut Vec<SeriesSpan>,
-) -> Result<Extras> {
+fn decode_into(protobuf: &[u8], limits: &DecodeLimits, out: &mut Decoded) -> Result<Extras> {
     // Positions are u32: refuse what they cannot address (far above any sane limit).
     if u32::try_from(protobuf.len()).is_err() {
         return Err(Error::TooLarge {
@@ -416,10 +399,7 @@ fn decode_into(
     let mut decoder = Decoder {
         text: protobuf,
         limits,
-        labels,
-        samples,
-        exemplars,
-        spans,
+        out,
         extras: Extras::default(),
     };
     let mut raw_labels: Vec<RawLabel<'_>> = Vec::new();
@@ -456,7 +436,7 @@ impl<'a> Decoder<'a, '_> {
         if self.decode_usual_series(series) {
             return Ok(());
         }
-        let index = self.spans.len();
+        let index = self.out.spans.len();
         raw_labels.clear();
         let mut exemplar_messages: Vec<&'a [u8]> = Vec::new();
         let mut reader = WireReader::new(series);
@@ -487,7 +467,7 @@ impl<'a> Decoder<'a, '_> {
                 continue;
             }
             if let Some(sample) = reader.next_short_bytes_field(0x12) {
-                self.samples.push(decode_sample(sample)?);
+                self.out.samples.push(decode_sample(sample)?);
                 continue;
             }
             let Some((field, value)) = reader.next_field().map_err(bad_protobuf("TimeSeries"))?
@@ -499,21 +479,21 @@ impl<'a> Decoder<'a, '_> {
                     raw_labels.push(decode_label(label)?);
                     encoded_labels = None;
                 }
-                (2, WireValue::Bytes(sample)) => self.samples.push(decode_sample(sample)?),
+                (2, WireValue::Bytes(sample)) => self.out.samples.push(decode_sample(sample)?),
                 (3, WireValue::Bytes(exemplar)) => exemplar_messages.push(exemplar),
                 (4, WireValue::Bytes(_)) => self.extras.native_histograms_dropped += 1,
                 (1..=4, _) => return Err(wrong_wire_type("TimeSeries", field)),
                 _ => {}
             }
         }
-        let labels_start = self.labels.len();
+        let labels_start = self.out.labels.len();
         let in_place = self.validate_labels(index, raw_labels, encoded_labels)?;
         let fingerprint = match &in_place {
             Some(region) => sightline_model::fingerprint_of_encoded(&self.text[region.clone()]),
             None => {
                 // `validate_labels` just checked these positions in this text.
                 let text = self.text;
-                let labels = &self.labels[labels_start..];
+                let labels = &self.out.labels[labels_start..];
                 sightline_model::fingerprint_of(labels.iter().map(|label| label.checked_text(text)))
             }
         };
@@ -521,13 +501,13 @@ impl<'a> Decoder<'a, '_> {
             let exemplar =
                 proto::Exemplar::decode(message).map_err(|e| Error::BadProtobuf(e.to_string()))?;
             match convert_exemplar(&exemplar) {
-                Ok(exemplar) => self.exemplars.push(exemplar),
+                Ok(exemplar) => self.out.exemplars.push(exemplar),
                 Err(what) => {
                     self.extras.exemplars_dropped += 1;
                     if self.extras.exemplar_drop_reason.is_none() {
                         let described = match in_place {
                             Some(_) => describe_raw_labels(raw_labels),
-                            None => self.describe(&self.labels[labels_start..]),
+                            None => self.describe(&self.out.labels[labels_start..]),
                         };
                         self.extras.exemplar_drop_reason = Some(format!(
                             "series {index} ({described}): exemplar {exemplar_index}: {what}"
@@ -539,7 +519,7 @@ impl<'a> Decoder<'a, '_> {
         // The lengths fit u32: each entry took at least one byte of the body, whose
         // length `decode_into` checked.
         let in_place = in_place.unwrap_or(0..0);
-        self.spans.push(SeriesSpan {
+        self.out.spans.push(SeriesSpan {
             fingerprint,
             in_place_start: in_place.start as u32,
             in_place_len: in_place.len() as u32,
@@ -548,9 +528,9 @@ impl<'a> Decoder<'a, '_> {
             } else {
                 raw_labels.len() as u32
             },
-            labels_end: self.labels.len() as u32,
-            samples_end: self.samples.len() as u32,
-            exemplars_end: self.exemplars.len() as u32,
+            labels_end: self.out.labels.len() as u32,
+            samples_end: self.out.samples.len() as u32,
+            exemplars_end: self.out.exemplars.len() as u32,
         });
         Ok(())
     }
@@ -584,27 +564,27 @@ impl<'a> Decoder<'a, '_> {
         if count == 0 || count > limits.max_label_names_per_series || !region.is_ascii() {
             return false;
         }
-        let samples_start = self.samples.len();
+        let samples_start = self.out.samples.len();
         let mut reader = WireReader::new(rest);
         while !reader.rest().is_empty() {
             let sample = reader.next_short_bytes_field(0x12).map(decode_sample);
             let Some(Ok(sample)) = sample else {
-                self.samples.truncate(samples_start);
+                self.out.samples.truncate(samples_start);
                 return false;
             };
-            self.samples.push(sample);
+            self.out.samples.push(sample);
         }
         let region_start = self.offset(region.as_ptr());
         // The lengths fit u32: each entry took at least one byte of the body, whose
         // length `decode_into` checked.
-        self.spans.push(SeriesSpan {
+        self.out.spans.push(SeriesSpan {
             fingerprint: sightline_model::fingerprint_of_encoded(region),
             in_place_start: region_start as u32,
             in_place_len: region.len() as u32,
             in_place_count: count as u32,
-            labels_end: self.labels.len() as u32,
-            samples_end: self.samples.len() as u32,
-            exemplars_end: self.exemplars.len() as u32,
+            labels_end: self.out.labels.len() as u32,
+            samples_end: self.out.samples.len() as u32,
+            exemplars_end: self.out.exemplars.len() as u32,
         });
         true
     }
@@ -612,7 +592,7 @@ impl<'a> Decoder<'a, '_> {
     /// Checks one series' labels as Prometheus' write path does. When they came
     /// sorted, none empty, in the protobuf form of the `encoded` region (see
     /// `decode_series`), they stay there: the region is returned. Otherwise the kept
-    /// ones (non-empty values) are appended, sorted by name, to `self.labels`.
+    /// ones (non-empty values) are appended, sorted by name, to `self.out.labels`.
     fn validate_labels(
         &mut self,
         index: usize,
@@ -674,7 +654,7 @@ impl<'a> Decoder<'a, '_> {
         {
             return Ok(Some(region));
         }
-        let start = self.labels.len();
+        let start = self.out.labels.len();
         for &(name, value) in raw_labels {
             if !value.is_empty() {
                 let position = LabelPosition {
@@ -683,11 +663,11 @@ impl<'a> Decoder<'a, '_> {
                     value_start: self.offset(value.as_ptr()) as u32,
                     value_len: value.len() as u32,
                 };
-                self.labels.push(position);
+                self.out.labels.push(position);
             }
         }
         let text = self.text;
-        let labels = &mut self.labels[start..];
+        let labels = &mut self.out.labels[start..];
         if !labels
             .windows(2)
             .all(|pair| pair[0].name(text) <= pair[1].name(text))
@@ -702,8 +682,8 @@ impl<'a> Decoder<'a, '_> {
                 "label name {} appears more than once",
                 quote_truncated(pair[0].name(text))
             );
-            let described = self.describe(&self.labels[start..]);
-            self.labels.truncate(start);
+            let described = self.describe(&self.out.labels[start..]);
+            self.out.labels.truncate(start);
             return Err(invalid(described, what));
         }
         Ok(None)
