@@ -6,8 +6,11 @@
 //! text stays in the decompressed buffer as `&str`; a request costs a handful of
 //! allocations whatever its size. Exemplars and metadata are rare and go through the
 //! prost structs of [`super::proto`].
-
-use std::ops::Range;
+//!
+//! A series in the shape every Prometheus-compatible sender writes (labels first,
+//! sorted, short, ASCII, then samples) is checked in one walk and its labels stay where
+//! they arrived: [`BufferLabels`] reads them there, and its fingerprint hashes those
+//! very bytes. Any other series gets checked positions into the body.
 
 use prost::Message;
 use sightline_model::{
@@ -440,30 +443,10 @@ impl<'a> Decoder<'a, '_> {
         raw_labels.clear();
         let mut exemplar_messages: Vec<&'a [u8]> = Vec::new();
         let mut reader = WireReader::new(series);
-        // Where the labels lie in the body, while they are in the protobuf form of
-        // `fingerprint_of` (one after another, each in the usual short layout).
-        let mut encoded_labels = Some(0..0);
         loop {
             // Labels and samples in their usual shape skip the general field loop.
-            let field_start = self.offset(reader.rest().as_ptr());
             if let Some(label) = reader.next_short_bytes_field(0x0a) {
-                let field_end = self.offset(reader.rest().as_ptr());
-                match decode_label_canonical(label) {
-                    Some(raw) => {
-                        raw_labels.push(raw);
-                        encoded_labels = encoded_labels.and_then(|region| {
-                            if region.is_empty() {
-                                Some(field_start..field_end)
-                            } else {
-                                (region.end == field_start).then_some(region.start..field_end)
-                            }
-                        });
-                    }
-                    None => {
-                        raw_labels.push(decode_label(label)?);
-                        encoded_labels = None;
-                    }
-                }
+                raw_labels.push(decode_label(label)?);
                 continue;
             }
             if let Some(sample) = reader.next_short_bytes_field(0x12) {
@@ -475,10 +458,7 @@ impl<'a> Decoder<'a, '_> {
                 break;
             };
             match (field, value) {
-                (1, WireValue::Bytes(label)) => {
-                    raw_labels.push(decode_label(label)?);
-                    encoded_labels = None;
-                }
+                (1, WireValue::Bytes(label)) => raw_labels.push(decode_label(label)?),
                 (2, WireValue::Bytes(sample)) => self.out.samples.push(decode_sample(sample)?),
                 (3, WireValue::Bytes(exemplar)) => exemplar_messages.push(exemplar),
                 (4, WireValue::Bytes(_)) => self.extras.native_histograms_dropped += 1,
@@ -487,16 +467,12 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         let labels_start = self.out.labels.len();
-        let in_place = self.validate_labels(index, raw_labels, encoded_labels)?;
-        let fingerprint = match &in_place {
-            Some(region) => sightline_model::fingerprint_of_encoded(&self.text[region.clone()]),
-            None => {
-                // `validate_labels` just checked these positions in this text.
-                let text = self.text;
-                let labels = &self.out.labels[labels_start..];
-                sightline_model::fingerprint_of(labels.iter().map(|label| label.checked_text(text)))
-            }
-        };
+        self.validate_labels(index, raw_labels)?;
+        // `validate_labels` just checked these positions in this text.
+        let text = self.text;
+        let labels = &self.out.labels[labels_start..];
+        let fingerprint =
+            sightline_model::fingerprint_of(labels.iter().map(|label| label.checked_text(text)));
         for (exemplar_index, message) in exemplar_messages.into_iter().enumerate() {
             let exemplar =
                 proto::Exemplar::decode(message).map_err(|e| Error::BadProtobuf(e.to_string()))?;
@@ -505,10 +481,7 @@ impl<'a> Decoder<'a, '_> {
                 Err(what) => {
                     self.extras.exemplars_dropped += 1;
                     if self.extras.exemplar_drop_reason.is_none() {
-                        let described = match in_place {
-                            Some(_) => describe_raw_labels(raw_labels),
-                            None => self.describe(&self.out.labels[labels_start..]),
-                        };
+                        let described = self.describe(&self.out.labels[labels_start..]);
                         self.extras.exemplar_drop_reason = Some(format!(
                             "series {index} ({described}): exemplar {exemplar_index}: {what}"
                         ));
@@ -518,16 +491,11 @@ impl<'a> Decoder<'a, '_> {
         }
         // The lengths fit u32: each entry took at least one byte of the body, whose
         // length `decode_into` checked.
-        let in_place = in_place.unwrap_or(0..0);
         self.out.spans.push(SeriesSpan {
             fingerprint,
-            in_place_start: in_place.start as u32,
-            in_place_len: in_place.len() as u32,
-            in_place_count: if in_place.is_empty() {
-                0
-            } else {
-                raw_labels.len() as u32
-            },
+            in_place_start: 0,
+            in_place_len: 0,
+            in_place_count: 0,
             labels_end: self.out.labels.len() as u32,
             samples_end: self.out.samples.len() as u32,
             exemplars_end: self.out.exemplars.len() as u32,
@@ -589,16 +557,9 @@ impl<'a> Decoder<'a, '_> {
         true
     }
 
-    /// Checks one series' labels as Prometheus' write path does. When they came
-    /// sorted, none empty, in the protobuf form of the `encoded` region (see
-    /// `decode_series`), they stay there: the region is returned. Otherwise the kept
-    /// ones (non-empty values) are appended, sorted by name, to `self.out.labels`.
-    fn validate_labels(
-        &mut self,
-        index: usize,
-        raw_labels: &[RawLabel<'a>],
-        encoded: Option<Range<usize>>,
-    ) -> Result<Option<Range<usize>>> {
+    /// Checks one series' labels as Prometheus' write path does and appends the kept
+    /// ones (non-empty values), sorted by name, to `self.out.labels`.
+    fn validate_labels(&mut self, index: usize, raw_labels: &[RawLabel<'a>]) -> Result<()> {
         let invalid = |description: String, what: String| Error::InvalidSeries {
             index,
             reason: format!("({description}): {what}"),
@@ -627,7 +588,7 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         let all_ascii = start >= end || self.text.get(start..end).is_some_and(<[u8]>::is_ascii);
-        let mut kept = 0;
+        let start = self.out.labels.len();
         for (position, &(name, value)) in raw_labels.iter().enumerate() {
             let checked = if all_ascii {
                 check_label_lengths(position, name, value, limits)
@@ -635,27 +596,9 @@ impl<'a> Decoder<'a, '_> {
                 check_label(position, name, value, limits).map(|_| ())
             };
             if let Err(what) = checked {
+                self.out.labels.truncate(start);
                 return Err(invalid(describe_raw_labels(raw_labels), what));
             }
-            kept += usize::from(!value.is_empty());
-        }
-        if kept == 0 {
-            let what = "label set is empty (labels with empty values are dropped)".to_string();
-            return Err(invalid(describe_raw_labels(raw_labels), what));
-        }
-        // Senders sort already (Prometheus requires it): strictly increasing names
-        // are sorted and unique, and checking is cheaper than sorting.
-        if let Some(region) = encoded
-            && !region.is_empty()
-            && kept == raw_labels.len()
-            && raw_labels
-                .windows(2)
-                .all(|pair| name_less(pair[0].0, pair[1].0))
-        {
-            return Ok(Some(region));
-        }
-        let start = self.out.labels.len();
-        for &(name, value) in raw_labels {
             if !value.is_empty() {
                 let position = LabelPosition {
                     name_start: self.offset(name.as_ptr()) as u32,
@@ -666,8 +609,13 @@ impl<'a> Decoder<'a, '_> {
                 self.out.labels.push(position);
             }
         }
+        if self.out.labels.len() == start {
+            let what = "label set is empty (labels with empty values are dropped)".to_string();
+            return Err(invalid(describe_raw_labels(raw_labels), what));
+        }
         let text = self.text;
         let labels = &mut self.out.labels[start..];
+        // Senders sort already (Prometheus requires it); checking is cheaper than sorting.
         if !labels
             .windows(2)
             .all(|pair| pair[0].name(text) <= pair[1].name(text))
@@ -686,7 +634,7 @@ impl<'a> Decoder<'a, '_> {
             self.out.labels.truncate(start);
             return Err(invalid(described, what));
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Where `pointer`, which points into `self.text`, is in it.
