@@ -77,16 +77,9 @@ pub fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
     })
 }
 
-/// Decompresses a snappy raw block, refusing before allocation when the header claims
-/// more than `limits.max_decompressed_bytes`.
-pub fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
-    let mut decompressed = Vec::new();
-    decompress_into(body, limits, &mut decompressed)?;
-    Ok(decompressed)
-}
-
-/// [`decompress`] into `output` (replacing its contents), reusing its allocation
-/// and the bytes it already holds.
+/// Decompresses a snappy raw block into `output` (replacing its contents), refusing
+/// before allocation when the header claims more than `limits.max_decompressed_bytes`.
+/// Reuses `output`'s allocation and the bytes it already holds.
 pub fn decompress_into(body: &[u8], limits: &DecodeLimits, output: &mut Vec<u8>) -> Result<()> {
     let claimed = snap::raw::decompress_len(body).map_err(|e| match e {
         snap::Error::TooBig { given, .. } => Error::TooLarge {

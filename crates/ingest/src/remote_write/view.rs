@@ -167,7 +167,7 @@ struct SeriesSpan {
 /// One series' labels in the decompressed body: where they arrived, or checked
 /// positions in it.
 ///
-/// Made only by this module, from labels [`Decoder::validate_labels`] checked to be
+/// Made only by this module, from labels its decoder checked to be
 /// UTF-8 text inside `text` (and, in place, in the protobuf form it checked), which
 /// is borrowed (so unchanged) for as long as this lives.
 #[derive(Debug, Clone, Copy)]
@@ -338,7 +338,7 @@ struct Extras {
     exemplar_drop_reason: Option<String>,
 }
 
-/// Decompresses (see [`super::decompress`]) and decodes a remote_write body into
+/// Decompresses (see [`super::decompress_into`]) and decodes a remote_write body into
 /// `scratch`, without copying label text. Errors as [`super::decode`].
 pub fn decode_body<'a>(
     body: &[u8],
